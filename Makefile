@@ -1,0 +1,60 @@
+# stellar-carbon — every entry point a developer or CI needs.
+#   make run     both services on built-in mock data and the demo inventory (no cluster, no key)
+#   make test    the whole suite: lint, unit/integration, chart, end to end on a real control plane
+#   make check   the fast inner loop: unit and integration tests only
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: venv run run-webhook run-reporter test check lint e2e control-plane chart bench bench-quick demo clean
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+run: venv
+	$(BIN)/python -m tools.run_local
+
+run-webhook: venv
+	$(BIN)/python -m webhook
+
+run-reporter: venv
+	$(BIN)/python -m reporter
+
+check: venv
+	$(BIN)/pytest -q tests -m "not e2e" -p no:cacheprovider
+
+lint: venv
+	$(BIN)/ruff check shared webhook reporter tests tools bench
+	$(BIN)/ruff format --check shared webhook reporter tests tools bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+control-plane:
+	@bash tests/e2e/controlplane/build.sh
+
+e2e: venv control-plane
+	STELLAR_CARBON_BIN=$$(bash tests/e2e/controlplane/build.sh) $(BIN)/pytest -q tests/e2e -m e2e -p no:cacheprovider
+
+chart: venv control-plane
+	HELM=$$(bash tests/e2e/controlplane/build.sh)/helm $(BIN)/pytest -q tests/chart -p no:cacheprovider
+
+test: lint check e2e
+
+bench: venv control-plane
+	STELLAR_CARBON_BIN=$$(bash tests/e2e/controlplane/build.sh) $(BIN)/python -m bench
+
+bench-quick: venv
+	$(BIN)/python -m bench --quick
+
+demo: venv control-plane
+	STELLAR_CARBON_BIN=$$(bash tests/e2e/controlplane/build.sh) $(BIN)/python -m tools.demo
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
