@@ -1,0 +1,27 @@
+# One image, both entrypoints: `stellar-carbon-webhook` and `stellar-carbon-reporter`.
+# Build: docker build -t stellar-carbon:dev .
+
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY shared ./shared
+COPY webhook ./webhook
+COPY reporter ./reporter
+RUN python -m venv /opt/stellar-carbon \
+ && /opt/stellar-carbon/bin/pip install --no-compile . \
+ && find /opt/stellar-carbon -name '__pycache__' -prune -exec rm -rf {} +
+
+FROM python:3.11-slim-bookworm
+LABEL org.opencontainers.image.title="stellar-carbon" \
+      org.opencontainers.image.description="Carbon-aware placement for Stellar read-pool pods" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV PATH=/opt/stellar-carbon/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+COPY --from=build /opt/stellar-carbon /opt/stellar-carbon
+# The distroless-style non-root user the chart's securityContext expects.
+USER 65532:65532
+EXPOSE 8443 8080 9090
+ENTRYPOINT []
+CMD ["stellar-carbon-reporter"]

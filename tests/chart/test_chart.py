@@ -1,0 +1,261 @@
+"""The Helm chart: lint, render every scenario, validate against Kubernetes 1.36, and hold the
+invariants that keep a cluster safe (namespace exclusion, fail-open, RBAC scope, TLS, security)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from tests.chart.conftest import (
+    CHART,
+    RELEASE_NAMESPACE,
+    Render,
+    by_kind,
+    helm,
+    one,
+    render_error,
+)
+
+pytestmark = pytest.mark.chart
+
+SCENARIOS = sorted((CHART / "ci").glob("*.yaml"))
+# Custom resources have no schema in the Kubernetes release; their shape is checked below.
+CUSTOM_KINDS = {"Certificate", "Issuer", "ServiceMonitor"}
+
+
+def containers(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        c
+        for d in by_kind(objects, "Deployment")
+        for c in d["spec"]["template"]["spec"]["containers"]
+    ]
+
+
+def env_of(deployment: dict[str, Any]) -> dict[str, Any]:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e for e in container["env"]}
+
+
+def deployment(objects: list[dict[str, Any]], component: str) -> dict[str, Any]:
+    (found,) = [
+        d
+        for d in by_kind(objects, "Deployment")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == component
+    ]
+    return found
+
+
+def test_chart_passes_helm_lint_with_strict_checks() -> None:
+    result = helm("lint", "--strict", str(CHART), "--kube-version", "1.36.3")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.stem)
+def test_every_rendered_object_is_valid_for_kubernetes_1_36(render: Render, scenario: Path) -> None:
+    objects = render(scenario)
+    assert objects
+    for obj in objects:
+        if obj["kind"] in CUSTOM_KINDS:
+            assert obj["apiVersion"]
+            assert obj["metadata"]["name"]
+            assert obj["spec"]
+            continue
+        kubernetes_validate.validate(obj, "1.36.0", strict=True)
+
+
+def test_webhook_fails_open_quickly_and_sees_only_pod_creation(render: Render) -> None:
+    (hook,) = one(render(), "MutatingWebhookConfiguration")["webhooks"]
+    assert hook["failurePolicy"] == "Ignore"
+    assert hook["timeoutSeconds"] == 2
+    assert hook["sideEffects"] == "None"
+    assert hook["admissionReviewVersions"] == ["v1"]
+    assert hook["rules"] == [
+        {
+            "operations": ["CREATE"],
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "resources": ["pods"],
+            "scope": "Namespaced",
+        }
+    ]
+    assert hook["clientConfig"]["service"]["path"] == "/mutate"
+
+
+def test_webhook_never_sees_system_namespaces_or_its_own(render: Render) -> None:
+    objects = render(None, "webhook.excludeNamespaces={monitoring}")
+    (hook,) = one(objects, "MutatingWebhookConfiguration")["webhooks"]
+    (expr,) = [
+        e
+        for e in hook["namespaceSelector"]["matchExpressions"]
+        if e["key"] == "kubernetes.io/metadata.name"
+    ]
+    assert expr["operator"] == "NotIn"
+    assert {"kube-system", "kube-node-lease", RELEASE_NAMESPACE, "monitoring"} <= set(
+        expr["values"]
+    )
+
+
+def test_webhook_match_conditions_keep_unrelated_pods_away(render: Render) -> None:
+    (hook,) = one(render(), "MutatingWebhookConfiguration")["webhooks"]
+    conditions = {c["name"]: c["expression"] for c in hook["matchConditions"]}
+    assert "stellar.org/role" in conditions["read-pool-or-opted-in"]
+    assert "disabled" in conditions["not-opted-out"]
+    assert "nodeName" in conditions["not-bound"]
+    assert "DaemonSet" in conditions["not-daemonset"]
+    assert "config.mirror" in conditions["not-mirror-pod"]
+
+
+def test_cluster_roles_only_read_nodes_and_pods(render: Render) -> None:
+    for role in by_kind(render(), "ClusterRole"):
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"]
+            assert "*" not in rule["resources"]
+            if rule["resources"] == ["mutatingwebhookconfigurations"]:
+                # Only its own configuration, by name, and only to inject the CA bundle.
+                assert rule["resourceNames"]
+                assert set(rule["verbs"]) <= {"get", "patch"}
+            else:
+                assert set(rule["verbs"]) <= {"get", "list", "watch"}
+                assert "secrets" not in rule["resources"]
+
+
+def test_self_managed_tls_may_touch_only_its_own_secret(render: Render) -> None:
+    objects = render()
+    (role,) = [r for r in by_kind(objects, "Role") if "secrets" in r["rules"][0]["resources"]]
+    named, create = role["rules"]
+    assert named["resourceNames"] == ["stellar-stellar-carbon-webhook-tls"]
+    assert create["verbs"] == ["create"]
+    env = env_of(deployment(objects, "webhook"))
+    assert env["STELLAR_CARBON_WEBHOOK_TLS_MODE"]["value"] == "self-managed"
+    assert (
+        env["STELLAR_CARBON_WEBHOOK_CONFIGURATION"]["value"]
+        == one(objects, "MutatingWebhookConfiguration")["metadata"]["name"]
+    )
+
+
+def test_cert_manager_mode_issues_a_certificate_for_the_service_names(render: Render) -> None:
+    objects = render(CHART / "ci" / "cert-manager-values.yaml")
+    cert = one(objects, "Certificate")
+    service = "stellar-stellar-carbon-webhook"
+    assert cert["spec"]["dnsNames"] == [
+        service,
+        f"{service}.{RELEASE_NAMESPACE}",
+        f"{service}.{RELEASE_NAMESPACE}.svc",
+    ]
+    config = one(objects, "MutatingWebhookConfiguration")
+    assert (
+        config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+        == f"{RELEASE_NAMESPACE}/{service}"
+    )
+    assert not [r for r in by_kind(objects, "Role") if "secrets" in str(r["rules"])]
+
+
+def test_existing_secret_mode_uses_the_given_ca_bundle(render: Render) -> None:
+    objects = render(CHART / "ci" / "existing-secret-values.yaml")
+    (hook,) = one(objects, "MutatingWebhookConfiguration")["webhooks"]
+    assert base64.b64decode(hook["clientConfig"]["caBundle"]).startswith(b"-----BEGIN CERTIFICATE")
+    volumes = deployment(objects, "webhook")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "tls", "secret": {"secretName": "my-webhook-tls"}} in volumes
+
+
+def test_every_container_runs_locked_down(render: Render) -> None:
+    for scenario in SCENARIOS:
+        for container in containers(render(scenario)):
+            sc = container["securityContext"]
+            assert sc["runAsNonRoot"] is True
+            assert sc["readOnlyRootFilesystem"] is True
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert sc["seccompProfile"]["type"] == "RuntimeDefault"
+            assert container["resources"]["requests"]
+            assert container["resources"]["limits"]
+
+
+def test_webhook_is_highly_available_and_probed_on_plain_http(render: Render) -> None:
+    objects = render()
+    webhook = deployment(objects, "webhook")
+    assert webhook["spec"]["replicas"] == 2
+    assert one(objects, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    spec = webhook["spec"]["template"]["spec"]
+    assert spec["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+    (container,) = spec["containers"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+
+
+def test_electricity_maps_token_reaches_pods_only_through_a_secret(render: Render) -> None:
+    objects = render(
+        None, "carbon.providers={electricitymaps,static}", "carbon.electricityMaps.token=s3cr3t"
+    )
+    secret = one(objects, "Secret")
+    assert base64.b64decode(secret["data"]["electricitymaps-token"]) == b"s3cr3t"
+    for d in by_kind(objects, "Deployment"):
+        env = env_of(d)
+        assert env["STELLAR_CARBON_ELECTRICITYMAPS_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+            "name": secret["metadata"]["name"],
+            "key": "electricitymaps-token",
+        }
+        assert env["STELLAR_CARBON_PROVIDERS"]["value"] == "electricitymaps,static"
+    rendered_elsewhere = [o for o in objects if o["kind"] != "Secret"]
+    assert "s3cr3t" not in str(rendered_elsewhere)
+
+
+def test_existing_token_secret_is_referenced_not_created(render: Render) -> None:
+    objects = render(CHART / "ci" / "existing-secret-values.yaml")
+    assert not by_kind(objects, "Secret")
+    env = env_of(deployment(objects, "reporter"))
+    assert env["STELLAR_CARBON_ELECTRICITYMAPS_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "carbon-credentials",
+        "key": "em-token",
+    }
+
+
+def test_reporter_watching_one_namespace_gets_a_role_not_cluster_wide_pods(render: Render) -> None:
+    objects = render(CHART / "ci" / "redis-values.yaml")
+    (pods_role,) = [r for r in by_kind(objects, "Role") if r["metadata"]["namespace"] == "stellar"]
+    assert pods_role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]}
+    ]
+    reporter_cluster_role = next(
+        r for r in by_kind(objects, "ClusterRole") if "reporter" in r["metadata"]["name"]
+    )
+    assert all("pods" not in rule["resources"] for rule in reporter_cluster_role["rules"])
+
+
+def test_shared_cache_and_overrides_reach_both_components(render: Render) -> None:
+    objects = render(CHART / "ci" / "redis-values.yaml")
+    regions = one(objects, "ConfigMap")
+    assert "dc-frankfurt-1" in regions["data"]["regions.yaml"]
+    for component in ("webhook", "reporter"):
+        env = env_of(deployment(objects, component))
+        assert env["STELLAR_CARBON_REDIS_URL"]["value"] == "redis://redis.cache.svc:6379/0"
+        assert env["STELLAR_CARBON_REGION_OVERRIDES"]["value"] == "/etc/stellar-carbon/regions.yaml"
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["carbon.providers={electricitymaps}"], "no token is set"),
+        (["carbon.providers={http}"], "carbon.http.url is empty"),
+        (["webhook.tls.mode=secret"], "needs webhook.tls.existingSecret"),
+        (["webhook.failurePolicy=Fail", "webhook.replicas=1"], "single replica"),
+        (["webhook.timeoutSeconds=45"], "maximum"),
+        (["webhook.tls.mode=letsencrypt"], "webhook/tls/mode"),
+        (["reporter.enabled=false", "reporter.ingress.enabled=true"], "needs reporter.enabled"),
+        (["webhok.replicas=2"], "additional properties 'webhok' not allowed"),
+    ],
+)
+def test_impossible_values_fail_with_a_message_saying_what_to_change(
+    sets: list[str], message: str
+) -> None:
+    assert message in render_error(*sets)
+
+
+def test_installing_into_kube_system_is_refused() -> None:
+    result = helm("template", "x", str(CHART), "-n", "kube-system", "--kube-version", "1.36.3")
+    assert result.returncode != 0
+    assert "cannot be installed in kube-system" in result.stderr
