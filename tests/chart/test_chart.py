@@ -132,7 +132,7 @@ def test_self_managed_tls_may_touch_only_its_own_secret(render: Render) -> None:
     env = env_of(deployment(objects, "webhook"))
     assert env["STELLAR_CARBON_WEBHOOK_TLS_MODE"]["value"] == "self-managed"
     assert (
-        env["STELLAR_CARBON_WEBHOOK_CONFIGURATION"]["value"]
+        env["STELLAR_CARBON_WEBHOOK_CONFIG_NAME"]["value"]
         == one(objects, "MutatingWebhookConfiguration")["metadata"]["name"]
     )
 
