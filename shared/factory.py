@@ -1,0 +1,124 @@
+"""Wiring: builds the provider chain, cache and background refresher from ``CarbonSettings``.
+
+Both services call ``build_runtime`` once at startup; nothing else in the library reads settings
+to decide which classes to construct.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from shared.cache import CarbonCache
+from shared.catalog import RegionCatalog
+from shared.chain import ProviderChain
+from shared.clock import Clock, fixed, utcnow
+from shared.errors import ConfigError
+from shared.inventory import Inventory
+from shared.providers.base import CarbonProvider
+from shared.providers.carbonaware import CarbonAwareSdkProvider
+from shared.providers.custom_http import CustomHttpProvider
+from shared.providers.electricitymaps import ElectricityMapsProvider
+from shared.providers.mock import MockProvider
+from shared.providers.static import StaticProvider
+from shared.refresh import CarbonRefresher
+from shared.settings import CarbonSettings
+
+logger = logging.getLogger(__name__)
+
+
+def settings_clock(settings: CarbonSettings) -> Clock:
+    """The real clock, or the pinned one when ``STELLAR_CARBON_MOCK_CLOCK`` is set (demos, tests)."""
+    return fixed(settings.mock_clock) if settings.mock_clock is not None else utcnow
+
+
+def build_provider(name: str, settings: CarbonSettings, clock: Clock) -> CarbonProvider:
+    """One provider by its settings name."""
+    timeout = settings.http_timeout
+    if name == "electricitymaps":
+        if settings.electricitymaps_token is None:
+            raise ConfigError("STELLAR_CARBON_ELECTRICITYMAPS_TOKEN: required for electricitymaps")
+        return ElectricityMapsProvider(
+            settings.electricitymaps_token,
+            base_url=settings.electricitymaps_url,
+            emission_factor_type=str(settings.emission_factor_type),
+            timeout=timeout,
+            clock=clock,
+        )
+    if name == "carbon-aware-sdk":
+        if settings.carbonaware_url is None:
+            raise ConfigError("STELLAR_CARBON_CARBONAWARE_URL: required for carbon-aware-sdk")
+        return CarbonAwareSdkProvider(
+            settings.carbonaware_url,
+            location_naming=settings.carbonaware_location.value,
+            timeout=timeout,
+            clock=clock,
+        )
+    if name == "http":
+        if settings.custom_url is None:
+            raise ConfigError("STELLAR_CARBON_CUSTOM_URL: required for http")
+        return CustomHttpProvider(
+            settings.custom_url,
+            forecast_url=settings.custom_forecast_url,
+            token=settings.custom_token,
+            timeout=timeout,
+            clock=clock,
+        )
+    if name == "mock":
+        return MockProvider(clock=clock, seed=settings.mock_seed)
+    if name == "static":
+        return StaticProvider(clock=clock)
+    raise ConfigError(f"STELLAR_CARBON_PROVIDERS: unknown provider {name!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class CarbonRuntime:
+    """Everything a service needs to read carbon data: the catalog, the chain and the refresher."""
+
+    settings: CarbonSettings
+    catalog: RegionCatalog
+    chain: ProviderChain
+    refresher: CarbonRefresher
+    clock: Clock
+
+    def track_inventory(self, inventory: Inventory) -> None:
+        """Track every region the cluster has nodes in, plus the configured extra regions."""
+        self.refresher.track(regions_of(inventory))
+
+    async def start(self) -> None:
+        await self.refresher.start()
+
+    async def close(self) -> None:
+        await self.refresher.stop()
+        await self.chain.close()
+
+
+def regions_of(inventory: Inventory) -> set[str]:
+    return {node.region for node in inventory.nodes.values() if node.region}
+
+
+def build_runtime(
+    settings: CarbonSettings,
+    *,
+    catalog: RegionCatalog | None = None,
+    clock: Clock | None = None,
+    providers: Iterable[CarbonProvider] | None = None,
+) -> CarbonRuntime:
+    """Build the runtime; ``providers`` replaces the configured chain (tests, benchmarks)."""
+    clock = clock or settings_clock(settings)
+    catalog = catalog or RegionCatalog.load(settings.region_overrides)
+    chain_providers = (
+        list(providers)
+        if providers is not None
+        else [build_provider(name, settings, clock) for name in settings.providers]
+    )
+    cache = CarbonCache.from_settings(settings, clock=clock)
+    chain = ProviderChain(chain_providers, cache, settings=settings, clock=clock)
+    refresher = CarbonRefresher(chain, catalog.resolve, settings=settings, clock=clock)
+    logger.info(
+        "carbon data from %s (cache: %s)",
+        ",".join(p.name for p in chain_providers),
+        "redis" if settings.redis_url else "memory",
+    )
+    return CarbonRuntime(settings, catalog, chain, refresher, clock)
