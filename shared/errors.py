@@ -1,4 +1,7 @@
-"""The carbon library's exception tree. Messages never contain tokens and truncate upstream bodies."""
+"""The carbon library's exception tree.
+
+Messages never contain tokens, and upstream bodies in them are truncated.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ class CarbonError(Exception):
 
 
 class ProviderError(CarbonError):
-    """A provider could not give a value. ``provider`` names it; never carries credentials."""
+    """A provider could not give a value. ``provider`` names it; it never carries credentials."""
 
     def __init__(self, provider: str, message: str) -> None:
         super().__init__(f"{provider}: {message}")
@@ -40,7 +43,7 @@ class RateLimited(ProviderError):
 
 
 class BadResponse(ProviderError):
-    """The provider answered with something we cannot use (malformed JSON, null or negative values)."""
+    """The provider answered with something unusable: malformed JSON, null or negative values."""
 
 
 class UnknownZone(ProviderError):

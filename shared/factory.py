@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 def settings_clock(settings: CarbonSettings) -> Clock:
-    """The real clock, or the pinned one when ``STELLAR_CARBON_MOCK_CLOCK`` is set (demos, tests)."""
+    """The real clock, or the pinned one when ``STELLAR_CARBON_MOCK_CLOCK`` is set."""
     return fixed(settings.mock_clock) if settings.mock_clock is not None else utcnow
 
 

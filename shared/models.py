@@ -42,7 +42,7 @@ class Provenance:
 
     @property
     def label(self) -> str:
-        """Compact text for annotations: ``electricitymaps``, ``electricitymaps(stale)``, ``static``."""
+        """Compact text for annotations: ``electricitymaps``, ``mock(stale)``, ``static``."""
         if self.freshness is Freshness.STALE:
             return f"{self.provider}(stale)"
         return self.provider

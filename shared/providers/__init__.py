@@ -1,1 +1,1 @@
-"""Carbon-intensity providers. Each one speaks one upstream API and returns ``shared.models`` values."""
+"""Carbon-intensity providers: each speaks one upstream API and returns ``shared.models`` values."""

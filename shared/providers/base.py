@@ -30,7 +30,7 @@ class CarbonProvider(Protocol):
         ...
 
     async def forecast(self, region: RegionInfo, hours: int) -> Forecast:
-        """Forecast points covering up to ``hours`` ahead. Raises ``NoForecast`` when unsupported."""
+        """Points covering up to ``hours`` ahead; raises ``NoForecast`` when unsupported."""
         ...
 
     async def close(self) -> None:

@@ -42,7 +42,7 @@ def test_a_provider_without_its_url_is_a_config_error_naming_the_variable() -> N
         build_provider("http", CarbonSettings(), settings_clock(CarbonSettings()))
 
 
-async def test_default_runtime_serves_every_demo_region_from_the_mock_under_a_pinned_clock() -> None:
+async def test_default_runtime_serves_every_demo_region_from_the_mock_at_a_pinned_time() -> None:
     runtime = build_runtime(CarbonSettings(mock_clock=PINNED))
     inventory = demo_inventory()
     try:
