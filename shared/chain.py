@@ -86,6 +86,10 @@ class ProviderChain:
         """Values served stale because their provider failed or was backing off, per provider."""
         self._last_success: dict[str, datetime] = {}
         self._flights: dict[tuple[str, str, str], asyncio.Future[Any]] = {}
+        self._no_forecast_until: dict[tuple[str, str], datetime] = {}
+        """(provider, key) → when to ask again after the provider said it cannot forecast it.
+        Remembered for the forecast TTL: a free-tier token would otherwise spend one request per
+        zone per refresh cycle learning the same answer."""
 
     @property
     def providers(self) -> tuple[CarbonProvider, ...]:
@@ -186,6 +190,10 @@ class ProviderChain:
         if entry is not None and entry.age(now) < ttl:
             return _Step(entry)
         fallback = entry if entry is not None and self._servable(entry, now) else None
+        if kind is FORECAST:
+            until = self._no_forecast_until.get((provider.name, key))
+            if until is not None and until > now:
+                return _Step(None)
         backoff = self._backoffs.get((provider.name, location, kind.name))
         if backoff is not None and backoff.until > now:
             logger.debug("%s backing off for %s until %s", provider.name, key, backoff.until)
@@ -196,6 +204,7 @@ class ProviderChain:
             )
         except NoForecast:
             logger.debug("%s has no forecast for %s", provider.name, key)
+            self._no_forecast_until[(provider.name, key)] = now + timedelta(seconds=ttl)
             return _Step(None)
         except ProviderError as e:
             self._record_failure(provider.name, location, kind, e)

@@ -231,16 +231,19 @@ async def test_one_failed_call_counts_once_however_many_callers_waited(
     assert chain.errors["electricitymaps"] == 1
 
 
-async def test_no_forecast_moves_on_without_backing_off(
+async def test_no_forecast_is_not_a_failure_and_is_asked_again_only_after_the_forecast_ttl(
     make_chain: object, clock: ManualClock
 ) -> None:
     free_tier = FakeProvider("electricitymaps", clock=clock, forecasts=False)
     chain = chain_of(make_chain, free_tier)
     assert await chain.forecast(US_WEST_2, 24) is None
     assert await chain.forecast(US_WEST_2, 24) is None
-    assert free_tier.forecast_calls == 2  # asked again at once: no back-off
+    assert free_tier.forecast_calls == 1  # the answer is remembered: no quota spent on it
     assert chain.errors.total() == 0
     assert await chain.current(US_WEST_2) is not None
+    clock.advance(SETTINGS.forecast_ttl + 1)
+    assert await chain.forecast(US_WEST_2, 24) is None
+    assert free_tier.forecast_calls == 2
 
 
 async def test_no_forecast_falls_through_to_a_provider_that_forecasts(
