@@ -102,12 +102,32 @@ go_install() { # name module@version
   GOBIN="$BIN" go install -ldflags "-s -w" "$target"
 }
 
+kwok_stages() {
+  # The kwok binary simulates nothing without Stage objects; kwokctl embeds the defaults below, the
+  # bare binary needs them in its --config file. Taken from the same kwok version, so they match.
+  local out="$BIN/kwok-stages.yaml"
+  if [ -s "$out" ]; then return; fi
+  log "writing kwok stages $KWOK_VERSION"
+  local dir
+  dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  local stage="$dir/kustomize/stage" first=1 f
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+           pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    if [ "$first" = 0 ]; then echo "---"; fi
+    first=0
+    cat "$stage/$f"
+  done > "$out.tmp"
+  mv "$out.tmp" "$out"
+}
+
 build_etcd
 go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+kwok_stages
 go_install helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 build_kubernetes
 
 for b in etcd kube-apiserver kube-scheduler kube-controller-manager kwok helm; do
   have "$b" || { log "missing $b after build"; exit 1; }
 done
+[ -s "$BIN/kwok-stages.yaml" ] || { log "missing kwok-stages.yaml after build"; exit 1; }
 echo "$BIN"

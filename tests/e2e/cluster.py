@@ -1,0 +1,488 @@
+"""A real Kubernetes control plane on loopback for the end-to-end tests.
+
+``ControlPlane`` runs etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok from
+local binaries (built by ``tests/e2e/controlplane/build.sh``) on free 127.0.0.1 ports in a temporary
+directory. The apiserver is the real one, so admission webhooks, defaulting and validation behave as
+in production; the scheduler is the real one, so node affinity is honoured; kwok stands in for the
+kubelets, keeping fake nodes Ready and moving bound pods to Running.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import http.client
+import ipaddress
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Final, TextIO
+
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from kubernetes_asyncio import client as k8s
+
+from tests.e2e.pki import CertificateAuthority, private_pem, write_private
+
+logger = logging.getLogger(__name__)
+
+KUBERNETES_VERSION: Final = "v1.36.3"
+BUILD_SCRIPT: Final = Path(__file__).resolve().parent / "controlplane" / "build.sh"
+BINARIES: Final = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+KWOK_STAGES: Final = "kwok-stages.yaml"
+SERVICE_CLUSTER_IP_RANGE: Final = "10.0.0.0/24"
+POD_CIDR: Final = "10.244.0.0/16"
+SERVICE_ACCOUNT_ISSUER: Final = "https://kubernetes.default.svc.cluster.local"
+
+# Shutdown grace per component; the apiserver drains requests, the others just stop.
+_GRACE_SECONDS: Final = {"kube-apiserver": 20.0, "etcd": 10.0}
+_DEFAULT_GRACE_SECONDS: Final = 5.0
+_POLL_SECONDS: Final = 0.2
+
+
+class ControlPlaneError(Exception):
+    """The control plane could not be built, started or reached."""
+
+
+class ApiStatusError(ControlPlaneError):
+    """The apiserver answered a bootstrap request with an error status."""
+
+    def __init__(self, method: str, path: str, status: int, body: str) -> None:
+        super().__init__(f"{method} {path} -> HTTP {status}: {body[:300]}")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """The directory holding the control-plane binaries and kwok's stage definitions."""
+
+    directory: Path
+
+    def path(self, name: str) -> Path:
+        return self.directory / name
+
+    @property
+    def kwok_stages(self) -> Path:
+        return self.directory / KWOK_STAGES
+
+    def check(self) -> None:
+        missing = [n for n in (*BINARIES, KWOK_STAGES) if not self.path(n).is_file()]
+        if missing:
+            raise ControlPlaneError(
+                f"{self.directory} lacks {', '.join(missing)}; run {BUILD_SCRIPT.name}"
+            )
+
+    @classmethod
+    def locate(cls) -> Binaries:
+        """Binaries from ``STELLAR_CARBON_BIN``, else from build.sh (seconds when cached)."""
+        configured = os.environ.get("STELLAR_CARBON_BIN")
+        if configured:
+            binaries = cls(Path(configured))
+        else:
+            done = subprocess.run(
+                ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, check=False
+            )
+            lines = done.stdout.strip().splitlines()
+            if done.returncode != 0 or not lines:
+                raise ControlPlaneError(
+                    f"{BUILD_SCRIPT.name} failed ({done.returncode}):\n{done.stderr[-3000:]}"
+                )
+            binaries = cls(Path(lines[-1]))
+        binaries.check()
+        return binaries
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+_PR_SET_PDEATHSIG: Final = 1
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _detach_and_die_with_parent() -> None:
+    # Runs in the child between fork and exec. Its own process group lets teardown signal the
+    # component without touching pytest. PDEATHSIG kills it when pytest dies without tearing down;
+    # SIGKILL because a graceful apiserver shutdown hangs once etcd, killed alongside, is gone.
+    os.setpgrp()
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass
+class _Component:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log: IO[bytes]
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - lines * 1000))
+            data = f.read()
+    except OSError as e:
+        return f"<unreadable: {e}>"
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+class ControlPlane:
+    """etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok on loopback.
+
+    Use as a context manager, or call ``start()`` and ``stop()``. The admin identity is a bearer
+    token in ``system:masters``; ``kubeconfig_path`` points at a kubeconfig using it.
+    """
+
+    def __init__(
+        self,
+        binaries: Binaries,
+        *,
+        workdir: Path | None = None,
+        start_timeout: float = 180.0,
+    ) -> None:
+        self.binaries = binaries
+        self._own_workdir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="stellar-carbon-e2e-"))
+        self.start_timeout = start_timeout
+        self.token = secrets.token_urlsafe(32)
+        self.ca = CertificateAuthority()
+        self.ports = {
+            "etcd": free_port(),
+            "etcd-peer": free_port(),
+            "kube-apiserver": free_port(),
+            "kube-scheduler": free_port(),
+            "kwok": free_port(),
+        }
+        self.server = f"https://127.0.0.1:{self.ports['kube-apiserver']}"
+        self.pki_dir = self.workdir / "pki"
+        self.logs_dir = self.workdir / "logs"
+        self.ca_path = self.pki_dir / "ca.crt"
+        self.kubeconfig_path = self.workdir / "kubeconfig"
+        self.startup_seconds: float | None = None
+        self._components: list[_Component] = []
+        self._ssl = self.ca.ssl_context()
+        # Loopback only: never route through a proxy configured in the environment.
+        self._opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=self._ssl)
+        )
+
+    def __repr__(self) -> str:
+        return f"ControlPlane(server={self.server!r}, workdir={str(self.workdir)!r})"
+
+    def __enter__(self) -> ControlPlane:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # lifecycle
+
+    def start(self) -> None:
+        """Start every component and wait until each is ready; on failure stop and raise."""
+        started = time.monotonic()
+        atexit.register(self.stop)
+        try:
+            self._write_files()
+            self._spawn("etcd", self._etcd_args())
+            self._wait("etcd /health", self._etcd_healthy)
+            self._spawn("kube-apiserver", self._apiserver_args())
+            self._wait("kube-apiserver /readyz", self._apiserver_ready)
+            self._spawn("kube-controller-manager", self._controller_manager_args())
+            self._spawn("kube-scheduler", self._scheduler_args())
+            self._spawn("kwok", self._kwok_args())
+            self._wait("kube-scheduler /healthz", self._scheduler_healthy)
+            self._wait("kwok /healthz", self._kwok_healthy)
+            # The service-account controller creating the default account proves the controller
+            # manager runs; pods cannot be created in a namespace before its account exists.
+            self._wait("kube-controller-manager (default ServiceAccount)", self._controllers_ready)
+        except BaseException:
+            self.stop(keep_workdir=True)
+            raise
+        self.startup_seconds = time.monotonic() - started
+        logger.info("control plane up at %s in %.1fs", self.server, self.startup_seconds)
+
+    def stop(self, *, keep_workdir: bool = False) -> None:
+        """Stop components in reverse start order (SIGTERM, then SIGKILL); idempotent."""
+        for component in reversed(self._components):
+            self._terminate(component)
+        # Only now: an interrupted stop leaves the exit hook to finish the job.
+        atexit.unregister(self.stop)
+        if self._own_workdir and not keep_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _terminate(self, component: _Component) -> None:
+        process = component.process
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=_GRACE_SECONDS.get(component.name, _DEFAULT_GRACE_SECONDS))
+            except subprocess.TimeoutExpired:
+                logger.warning("%s ignored SIGTERM; killing it", component.name)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        component.log.close()
+
+    def _spawn(self, name: str, args: Sequence[str]) -> None:
+        log_path = self.logs_dir / f"{name}.log"
+        log = log_path.open("wb")
+        try:
+            process = subprocess.Popen(
+                [str(self.binaries.path(name)), *args],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                preexec_fn=_detach_and_die_with_parent,
+            )
+        except BaseException:
+            log.close()
+            raise
+        self._components.append(_Component(name, process, log_path, log))
+
+    def _wait(self, what: str, probe: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        last_error = "not ready"
+        while True:
+            for component in self._components:
+                code = component.process.poll()
+                if code is not None:
+                    raise ControlPlaneError(
+                        f"{component.name} exited with code {code} while waiting for {what}\n"
+                        f"{self.log_tail()}"
+                    )
+            try:
+                if probe():
+                    return
+            except (OSError, http.client.HTTPException, ControlPlaneError, ValueError) as e:
+                last_error = str(e)
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(
+                    f"{what} not ready after {self.start_timeout:.0f}s ({last_error})\n"
+                    f"{self.log_tail()}"
+                )
+            time.sleep(_POLL_SECONDS)
+
+    # files and flags
+
+    def _write_files(self) -> None:
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.ca_path.parent.mkdir(parents=True, exist_ok=True)
+        self.ca_path.write_bytes(self.ca.cert_pem)
+        self.ca.issue(
+            "kube-apiserver",
+            [
+                "127.0.0.1",
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+                str(next(ipaddress.ip_network(SERVICE_CLUSTER_IP_RANGE).hosts())),
+            ],
+        ).write(self.pki_dir, "apiserver")
+        self.ca.issue("kube-scheduler", ["127.0.0.1", "localhost"]).write(self.pki_dir, "scheduler")
+        # One RSA key signs service-account tokens (private half) and verifies them (public half).
+        sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        write_private(self.pki_dir / "service-account.key", private_pem(sa_key))
+        (self.pki_dir / "service-account.pub").write_bytes(
+            sa_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        write_private(
+            self.pki_dir / "tokens.csv", f'{self.token},admin,admin,"system:masters"\n'.encode()
+        )
+        kubeconfig = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "stellar-carbon-e2e",
+                    "cluster": {"server": self.server, "certificate-authority": str(self.ca_path)},
+                }
+            ],
+            "users": [{"name": "admin", "user": {"token": self.token}}],
+            "contexts": [
+                {
+                    "name": "stellar-carbon-e2e",
+                    "context": {"cluster": "stellar-carbon-e2e", "user": "admin"},
+                }
+            ],
+            "current-context": "stellar-carbon-e2e",
+        }
+        write_private(self.kubeconfig_path, yaml.safe_dump(kubeconfig, sort_keys=False).encode())
+
+    def _etcd_args(self) -> list[str]:
+        client = f"http://127.0.0.1:{self.ports['etcd']}"
+        peer = f"http://127.0.0.1:{self.ports['etcd-peer']}"
+        return [
+            "--name=e2e",
+            f"--data-dir={self.workdir / 'etcd'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=e2e={peer}",
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ]
+
+    def _apiserver_args(self) -> list[str]:
+        pki = self.pki_dir
+        return [
+            f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={self.ports['kube-apiserver']}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={self.ca_path}",
+            f"--token-auth-file={pki / 'tokens.csv'}",
+            "--authorization-mode=Node,RBAC",
+            f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+            f"--service-account-key-file={pki / 'service-account.pub'}",
+            f"--service-account-signing-key-file={pki / 'service-account.key'}",
+            f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+            "--endpoint-reconciler-type=none",
+            "--allow-privileged=true",
+            "--profiling=false",
+        ]
+
+    def _controller_manager_args(self) -> list[str]:
+        return [
+            f"--kubeconfig={self.kubeconfig_path}",
+            "--leader-elect=false",
+            "--secure-port=0",
+            f"--service-account-private-key-file={self.pki_dir / 'service-account.key'}",
+            f"--root-ca-file={self.ca_path}",
+            "--use-service-account-credentials=true",
+            "--controllers=*",
+            f"--cluster-cidr={POD_CIDR}",
+            f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+            "--profiling=false",
+        ]
+
+    def _scheduler_args(self) -> list[str]:
+        return [
+            f"--kubeconfig={self.kubeconfig_path}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={self.ports['kube-scheduler']}",
+            f"--tls-cert-file={self.pki_dir / 'scheduler.crt'}",
+            f"--tls-private-key-file={self.pki_dir / 'scheduler.key'}",
+            "--profiling=false",
+        ]
+
+    def _kwok_args(self) -> list[str]:
+        return [
+            f"--kubeconfig={self.kubeconfig_path}",
+            f"--config={self.binaries.kwok_stages}",
+            "--manage-all-nodes=true",
+            f"--cidr={POD_CIDR}",
+            "--node-lease-duration-seconds=40",
+            f"--server-address=127.0.0.1:{self.ports['kwok']}",
+        ]
+
+    # readiness probes
+
+    def _get(self, url: str, *, token: bool = False) -> tuple[int, bytes]:
+        request = urllib.request.Request(url, method="GET")
+        if token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with self._opener.open(request, timeout=5) as response:
+                return int(response.status), bytes(response.read())
+        except urllib.error.HTTPError as e:
+            return e.code, bytes(e.read())
+
+    def _etcd_healthy(self) -> bool:
+        status, body = self._get(f"http://127.0.0.1:{self.ports['etcd']}/health")
+        return status == 200 and json.loads(body).get("health") == "true"
+
+    def _apiserver_ready(self) -> bool:
+        status, _ = self._get(f"{self.server}/readyz", token=True)
+        return status == 200
+
+    def _scheduler_healthy(self) -> bool:
+        status, _ = self._get(f"https://127.0.0.1:{self.ports['kube-scheduler']}/healthz")
+        return status == 200
+
+    def _kwok_healthy(self) -> bool:
+        status, _ = self._get(f"http://127.0.0.1:{self.ports['kwok']}/healthz")
+        return status == 200
+
+    def _controllers_ready(self) -> bool:
+        try:
+            self.request("GET", "/api/v1/namespaces/default/serviceaccounts/default")
+        except ApiStatusError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+    # access
+
+    def request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        """A synchronous JSON call as admin, for bootstrap work outside any event loop."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.server}{path}", data=data, method=method)
+        request.add_header("Authorization", f"Bearer {self.token}")
+        request.add_header("Accept", "application/json")
+        if data is not None:
+            kind = "merge-patch+json" if method == "PATCH" else "json"
+            request.add_header("Content-Type", f"application/{kind}")
+        try:
+            with self._opener.open(request, timeout=30) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as e:
+            raise ApiStatusError(method, path, e.code, e.read().decode("utf-8", "replace")) from e
+        except (OSError, http.client.HTTPException) as e:
+            raise ControlPlaneError(f"{method} {path} failed: {e}") from e
+        return json.loads(payload) if payload else None
+
+    def configuration(self) -> k8s.Configuration:
+        """A kubernetes-asyncio configuration for the admin identity."""
+        configuration = k8s.Configuration(
+            host=self.server,
+            api_key={"BearerToken": self.token},
+            api_key_prefix={"BearerToken": "Bearer"},
+        )
+        configuration.ssl_ca_cert = str(self.ca_path)
+        return configuration
+
+    # logs
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of every component log, in start order."""
+        return "\n".join(
+            f"===== {c.name} ({c.log_path}) =====\n{_tail(c.log_path, lines)}"
+            for c in self._components
+        )
+
+    def dump_logs(self, lines: int = 40, file: TextIO | None = None) -> None:
+        """Print the tail of every component log (to stderr unless ``file`` is given)."""
+        print(self.log_tail(lines), file=file or sys.stderr)

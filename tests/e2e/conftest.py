@@ -1,0 +1,83 @@
+"""Session fixtures for the end-to-end tests: one real control plane and one fake cloud fleet.
+
+The control plane starts once per session (``make e2e`` builds the binaries first); every test
+gets its own kubernetes-asyncio client and, when it asks for one, its own namespace. A failed
+test's report carries the tail of every component log, and the whole log directory is kept when
+anything failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Generator, Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes_asyncio import client as k8s
+
+from tests.e2e.cluster import Binaries, ControlPlane
+from tests.e2e.fleet import FakeNode, create_fake_nodes, fake_fleet
+from tests.e2e.kube import fresh_namespace
+
+_CONTROL_PLANE = pytest.StashKey[ControlPlane]()
+_KEPT_WORKDIR = pytest.StashKey[Path]()
+
+
+@pytest.fixture(scope="session")
+def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
+    """etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok, ready to use."""
+    control_plane = ControlPlane(Binaries.locate())
+    control_plane.start()
+    request.config.stash[_CONTROL_PLANE] = control_plane
+    try:
+        yield control_plane
+    finally:
+        del request.config.stash[_CONTROL_PLANE]
+        failed = request.session.testsfailed > 0
+        control_plane.stop(keep_workdir=failed)
+        if failed:
+            request.config.stash[_KEPT_WORKDIR] = control_plane.workdir
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(control_plane: ControlPlane) -> Path:
+    """A kubeconfig file for the admin identity (bearer token, the cluster CA)."""
+    return control_plane.kubeconfig_path
+
+
+@pytest.fixture(scope="session")
+def fake_nodes(control_plane: ControlPlane) -> tuple[FakeNode, ...]:
+    """Two Ready, schedulable kwok nodes in each of nine AWS, GCP and Azure regions."""
+    nodes = fake_fleet()
+    create_fake_nodes(control_plane, nodes)
+    return nodes
+
+
+@pytest.fixture
+async def kube_api(control_plane: ControlPlane) -> AsyncIterator[k8s.ApiClient]:
+    """A kubernetes-asyncio client as cluster admin, closed after the test."""
+    async with k8s.ApiClient(control_plane.configuration()) as api:
+        yield api
+
+
+@pytest.fixture
+async def namespace(kube_api: k8s.ApiClient) -> AsyncIterator[str]:
+    """A fresh namespace, ready for pods, deleted after the test."""
+    async with fresh_namespace(kube_api) as name:
+        yield name
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    control_plane = item.config.stash.get(_CONTROL_PLANE, None)
+    if report.failed and control_plane is not None:
+        report.sections.append(("control plane logs (tail)", control_plane.log_tail()))
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    kept = terminalreporter.config.stash.get(_KEPT_WORKDIR, None)
+    if kept is not None:
+        terminalreporter.write_line(f"control plane logs kept in {kept / 'logs'}")
