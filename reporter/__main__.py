@@ -1,0 +1,163 @@
+"""``python -m reporter``: serve the sustainability API on port 9090 until SIGTERM.
+
+The port is bound at once; the node inventory's first list and the first carbon refresh happen in
+the background, and ``GET health`` answers 503 until both are done, so a readiness probe holds
+traffic back without a liveness probe killing a slow start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from aiohttp import web
+from kubernetes_asyncio.client import ApiClient
+
+from reporter.app import CleanupContext, create_app
+from reporter.health import RefresherHealth
+from reporter.settings import ReporterSettings
+from reporter.usage import NodeMetricsPoller
+from shared.demo import demo_inventory
+from shared.errors import ConfigError
+from shared.factory import CarbonRuntime, build_runtime
+from shared.inventory import Inventory
+from shared.kube import KubeInventory, load_api_client
+
+logger = logging.getLogger("reporter")
+
+_SYNC_WAIT = 30.0
+"""Seconds to wait for the first node list before the first refresh (the list picks regions)."""
+
+
+class RunningInventory(Inventory, Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def wait_synced(self, timeout: float) -> bool: ...  # noqa: ASYNC109
+
+
+def main() -> None:
+    try:
+        settings = ReporterSettings.from_env(os.environ)
+    except ConfigError as e:
+        print(f"stellar-carbon-reporter: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logger.info("reporter settings: %s", settings.describe())
+    try:
+        web.run_app(
+            build_app(settings),
+            host=settings.host,
+            port=settings.port,
+            access_log=None,
+            print=None,
+        )
+    except ConfigError as e:
+        logger.error("cannot start: %s", e)
+        raise SystemExit(1) from None
+
+
+async def build_app(
+    settings: ReporterSettings, *, runtime: CarbonRuntime | None = None
+) -> web.Application:
+    """The application with its background work; ``runtime`` replaces the configured one."""
+    runtime = runtime or build_runtime(settings.carbon)
+    api: ApiClient | None = None
+    if settings.inventory == "kubernetes":
+        api = await load_api_client()
+    inventory = _inventory(settings, runtime, api)
+    usage = (
+        NodeMetricsPoller(api, interval=settings.node_metrics_interval_seconds)
+        if settings.node_metrics and api is not None
+        else None
+    )
+    # Cleanup runs in reverse: the API client closes after everything that uses it has stopped.
+    background: list[CleanupContext] = [_closing(api)] if api is not None else []
+    background.append(_carbon_and_inventory(runtime, inventory))
+    if usage is not None:
+        background.append(_poll(usage))
+    return create_app(
+        settings,
+        snapshot_source=runtime.refresher,
+        inventory=inventory,
+        catalog=runtime.catalog,
+        clock=runtime.clock,
+        health_source=RefresherHealth(
+            runtime.refresher.status,
+            max_age_seconds=max(180.0, 3 * settings.carbon.refresh_interval),
+        ),
+        usage=usage,
+        provider_errors=lambda: runtime.chain.error_kinds,
+        background=background,
+    )
+
+
+def _inventory(
+    settings: ReporterSettings, runtime: CarbonRuntime, api: ApiClient | None
+) -> RunningInventory:
+    if api is None:
+        return demo_inventory(settings.carbon.region_label)
+    holder: list[KubeInventory] = []
+    kube = KubeInventory(
+        api,
+        extra_region_key=settings.carbon.region_label,
+        watch_pods=True,
+        on_change=lambda: runtime.track_inventory(holder[0]) if holder else None,
+    )
+    holder.append(kube)
+    return kube
+
+
+def _carbon_and_inventory(runtime: CarbonRuntime, inventory: RunningInventory) -> CleanupContext:
+    async def start() -> None:
+        try:
+            await inventory.start()
+            if not await inventory.wait_synced(_SYNC_WAIT):
+                logger.warning("node inventory not synced after %.0fs; going on", _SYNC_WAIT)
+            runtime.track_inventory(inventory)
+            await runtime.start()
+        except Exception:
+            # Health keeps answering 503 and says why; the process stays up for inspection.
+            logger.exception("starting the inventory or the carbon refresh failed")
+        else:
+            logger.info("carbon data and node inventory ready")
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(start(), name="reporter-start")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await runtime.close()
+        await inventory.stop()
+
+    return lifecycle
+
+
+def _poll(usage: NodeMetricsPoller) -> CleanupContext:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(usage.run(), name="node-metrics")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return lifecycle
+
+
+def _closing(api: ApiClient) -> CleanupContext:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await api.close()
+
+    return lifecycle
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""``create_app``: the reporter's aiohttp application, reused as is by tests and ``__main__``.
+
+Everything the handlers read is injected: the snapshot source (the background refresher), the
+inventory, the region catalog, the clock and optional health, CPU-usage and provider-error sources.
+Background work (refresher, inventory watch, metrics polling) is passed in as cleanup contexts so
+its lifetime is the application's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from reporter.errors import error_middleware
+from reporter.health import HealthSource
+from reporter.metrics import ProviderErrors, build_registry
+from reporter.regions import RegionLookup
+from reporter.routes import REPORTER, Reporter, add_routes
+from reporter.settings import ReporterSettings
+from reporter.views import NodeUsage, SnapshotSource, ViewCache
+from shared.clock import Clock, utcnow
+from shared.inventory import Inventory
+
+logger = logging.getLogger(__name__)
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Methods counted by name; anything else a client invents is counted as ``other``."""
+
+
+def _count_requests(reporter: Reporter) -> Middleware:
+    @web.middleware
+    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        # The route's name, never the raw path: a scanner must not create unbounded series.
+        route = request.match_info.route.name or "unmatched"
+        method = request.method if request.method in _METHODS else "other"
+        reporter.requests.labels(route, method, str(response.status)).inc()
+        return response
+
+    return count
+
+
+def create_app(
+    settings: ReporterSettings,
+    *,
+    snapshot_source: SnapshotSource,
+    inventory: Inventory,
+    catalog: RegionLookup,
+    clock: Clock = utcnow,
+    health_source: HealthSource | None = None,
+    usage: NodeUsage | None = None,
+    provider_errors: ProviderErrors | None = None,
+    background: Sequence[CleanupContext] = (),
+) -> web.Application:
+    views = ViewCache(
+        snapshot_source=snapshot_source,
+        inventory=inventory,
+        catalog=catalog,
+        clock=clock,
+        extra_regions=settings.carbon.extra_regions,
+        usage=usage,
+        horizon_hours=settings.carbon.horizon_hours,
+    )
+    registry, requests = build_registry(views, clock, provider_errors)
+    reporter = Reporter(
+        settings=settings,
+        views=views,
+        catalog=catalog,
+        clock=clock,
+        health_source=health_source,
+        registry=registry,
+        requests=requests,
+    )
+    # Counting sits outside the error middleware so it sees the final (JSON error) status.
+    app = web.Application(middlewares=[_count_requests(reporter), error_middleware])
+    app[REPORTER] = reporter
+    add_routes(app)
+    app.cleanup_ctx.extend(background)
+    return app

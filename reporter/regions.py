@@ -1,0 +1,148 @@
+"""Region rows: what the API says about each region the cluster uses or the operator configured.
+
+Pure functions over a ``CarbonSnapshot``, the inventory's nodes and the region catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from shared.clock import rfc3339
+from shared.inventory import NodeInfo
+from shared.models import Cloud, Intensity, RegionInfo
+from shared.ranking import Ranking, rank
+from shared.snapshot import CarbonSnapshot
+
+DEFAULT_HORIZON_HOURS = 24
+
+
+class RegionLookup(Protocol):
+    """The part of ``shared.catalog.RegionCatalog`` the reporter uses."""
+
+    def resolve(self, region: str, cloud: Cloud | None = None) -> RegionInfo | None: ...
+
+    def close_matches(self, name: str, n: int = 3) -> list[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RegionRow:
+    """One region as reported: catalog facts, live carbon data, rank and node counts."""
+
+    region: str
+    info: RegionInfo | None
+    current: Intensity | None
+    expected_g_per_kwh: float | None
+    """Time-weighted mean of the current value and the forecast over the ranking horizon."""
+    has_forecast: bool
+    rank: int | None
+    """1 = greenest; regions with equal expected intensity share a rank; None when unknown."""
+    nodes: int
+    schedulable_nodes: int
+    configured: bool
+    horizon_hours: int = DEFAULT_HORIZON_HOURS
+
+
+def region_info(
+    region: str, snapshot: CarbonSnapshot, catalog: RegionLookup, cloud: Cloud | None = None
+) -> RegionInfo | None:
+    """Catalog facts for ``region``: the snapshot's copy (what was fetched), else the catalog."""
+    carbon = snapshot.get(region)
+    if carbon is not None:
+        return carbon.info
+    return catalog.resolve(region, cloud)
+
+
+def competition_ranks(ranking: Ranking) -> dict[str, int]:
+    """``1, 1, 3``-style ranks: ties share a rank and the next rank skips."""
+    ranks: dict[str, int] = {}
+    previous: float | None = None
+    current_rank = 0
+    for position, score in enumerate(ranking.scores, start=1):
+        if previous is None or score.expected_g_per_kwh != previous:
+            current_rank = position
+            previous = score.expected_g_per_kwh
+        ranks[score.region] = current_rank
+    return ranks
+
+
+def region_rows(
+    snapshot: CarbonSnapshot,
+    nodes: Iterable[NodeInfo],
+    catalog: RegionLookup,
+    *,
+    extra_regions: Sequence[str],
+    now: datetime,
+    horizon_hours: int = DEFAULT_HORIZON_HOURS,
+) -> tuple[RegionRow, ...]:
+    """Rows for the regions with nodes in the cluster plus the configured extra ones, by name."""
+    counts: dict[str, list[int]] = {}
+    clouds: dict[str, Cloud] = {}
+    for node in nodes:
+        if node.region is None:
+            continue
+        count = counts.setdefault(node.region, [0, 0])
+        count[0] += 1
+        count[1] += node.schedulable
+        if node.cloud is not None:
+            clouds.setdefault(node.region, node.cloud)
+    names = set(counts) | set(extra_regions)
+    ranking = rank(snapshot, names, now=now, horizon_hours=horizon_hours)
+    ranks = competition_ranks(ranking)
+    expected = {score.region: score.expected_g_per_kwh for score in ranking.scores}
+    configured = set(extra_regions)
+    rows = []
+    for name in sorted(names):
+        carbon = snapshot.get(name)
+        forecast = carbon.forecast if carbon is not None else None
+        total, schedulable = counts.get(name, (0, 0))
+        rows.append(
+            RegionRow(
+                region=name,
+                info=region_info(name, snapshot, catalog, clouds.get(name)),
+                current=carbon.current if carbon is not None else None,
+                expected_g_per_kwh=expected.get(name),
+                has_forecast=forecast is not None and bool(forecast.points),
+                rank=ranks.get(name),
+                nodes=total,
+                schedulable_nodes=schedulable,
+                configured=name in configured,
+                horizon_hours=horizon_hours,
+            )
+        )
+    return tuple(rows)
+
+
+def region_json(row: RegionRow) -> dict[str, Any]:
+    info, current = row.info, row.current
+    provenance = current.provenance if current is not None else None
+    return {
+        "region": row.region,
+        "cloud": str(info.cloud) if info is not None else None,
+        "zone": info.zone if info is not None else None,
+        "location": (info.location or None) if info is not None else None,
+        "latitude": info.latitude if info is not None else None,
+        "longitude": info.longitude if info is not None else None,
+        "pue": info.pue if info is not None else None,
+        "carbonIntensity": _round(current.g_per_kwh) if current is not None else None,
+        "renewablePercentage": _round(current.renewable_pct) if current is not None else None,
+        "expectedCarbonIntensity": _round(row.expected_g_per_kwh),
+        "horizonHours": row.horizon_hours,
+        "hasForecast": row.has_forecast,
+        "rank": row.rank,
+        "nodes": row.nodes,
+        "schedulableNodes": row.schedulable_nodes,
+        "configured": row.configured,
+        "source": provenance.label if provenance is not None else None,
+        "freshness": str(provenance.freshness) if provenance is not None else None,
+        "estimated": current.estimated if current is not None else None,
+        "observedAt": rfc3339(current.observed_at) if current is not None else None,
+        "fetchedAt": rfc3339(provenance.fetched_at) if provenance is not None else None,
+        "annualCarbonIntensity": info.annual_g_per_kwh if info is not None else None,
+    }
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)

@@ -1,0 +1,51 @@
+"""``python -m reporter`` wiring: the demo inventory on mock data serves real answers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from reporter.__main__ import build_app, main
+from reporter.settings import ReporterSettings
+from shared.settings import CarbonSettings
+from tests.unit.reporter.cluster import NOW
+from tests.unit.reporter.contract import call
+
+API = "/api/v1/sustainability"
+
+
+async def test_the_demo_setup_becomes_healthy_and_reports_the_demo_cluster(
+    aiohttp_client: Any,
+) -> None:
+    settings = ReporterSettings(inventory="demo", carbon=CarbonSettings(mock_clock=NOW))
+    client = await aiohttp_client(await build_app(settings))
+    async with asyncio.timeout(20):
+        # Polls the public health endpoint, exactly as a readiness probe would.
+        while (await client.get(f"{API}/health")).status != 200:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    status, body = await call(client, f"{API}/metrics")
+    assert status == 200
+    assert body["nodes"] > 0
+    assert body["nodesWithoutIntensity"] == 0
+    assert body["gCO2eqPerHour"] > 0
+    status, health = await call(client, f"{API}/health")
+    assert {c["name"] for c in health["checks"]} >= {"carbonData", "kubernetes", "refresh"}
+    _, regions = await call(client, f"{API}/regions")
+    ranked = [r for r in regions["regions"] if r["rank"] is not None]
+    assert len(ranked) == regions["count"]
+    first = min(ranked, key=lambda r: r["rank"])
+    _, forecast = await call(client, f"{API}/forecast/{first['region']}?window=180")
+    assert forecast["forecastAvailable"] is True
+    assert forecast["optimalDataPoints"]
+
+
+def test_a_bad_setting_exits_with_a_message_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("STELLAR_CARBON_REPORTER_PORT", "not-a-port")
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    assert "STELLAR_CARBON_REPORTER_PORT" in capsys.readouterr().err
