@@ -1,0 +1,139 @@
+"""A fake Kubernetes API server: Secrets and MutatingWebhookConfigurations, nothing else.
+
+Speaks the real wire format (Status bodies, resourceVersion conflicts on PUT, 409 on a duplicate
+create, JSON patch with ``test`` operations failing as 422) so the certificate management is
+exercised through the real ``kubernetes_asyncio`` client.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import jsonpatch
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from kubernetes_asyncio.client import ApiClient, Configuration
+
+WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+
+
+def status(code: int, reason: str, message: str) -> web.Response:
+    body = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "reason": reason,
+        "message": message,
+        "code": code,
+    }
+    return web.json_response(body, status=code)
+
+
+def webhook_configuration(name: str, *webhooks: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name, "resourceVersion": "1"},
+        "webhooks": [
+            {
+                "name": hook,
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Ignore",
+                "clientConfig": {
+                    "service": {"namespace": "stellar-carbon", "name": "stellar-carbon-webhook"}
+                },
+            }
+            for hook in webhooks
+        ],
+    }
+
+
+class FakeKube:
+    def __init__(self) -> None:
+        self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
+        self.configurations: dict[str, dict[str, Any]] = {}
+        self.calls: list[str] = []
+        self._versions = itertools.count(100)
+        self.app = web.Application()
+        secret = "/api/v1/namespaces/{namespace}/secrets"
+        self.app.router.add_get(secret + "/{name}", self.read_secret)
+        self.app.router.add_post(secret, self.create_secret)
+        self.app.router.add_put(secret + "/{name}", self.replace_secret)
+        self.app.router.add_get(WEBHOOKS + "/{name}", self.read_configuration)
+        self.app.router.add_patch(WEBHOOKS + "/{name}", self.patch_configuration)
+
+    def _version(self) -> str:
+        return str(next(self._versions))
+
+    async def read_secret(self, request: web.Request) -> web.Response:
+        key = (request.match_info["namespace"], request.match_info["name"])
+        self.calls.append(f"GET secret {key[1]}")
+        if key not in self.secrets:
+            return status(404, "NotFound", f'secrets "{key[1]}" not found')
+        return web.json_response(self.secrets[key])
+
+    async def create_secret(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        key = (request.match_info["namespace"], body["metadata"]["name"])
+        self.calls.append(f"POST secret {key[1]}")
+        if key in self.secrets:
+            return status(409, "AlreadyExists", f'secrets "{key[1]}" already exists')
+        body["metadata"]["resourceVersion"] = self._version()
+        self.secrets[key] = body
+        return web.json_response(body, status=201)
+
+    async def replace_secret(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        key = (request.match_info["namespace"], request.match_info["name"])
+        self.calls.append(f"PUT secret {key[1]}")
+        current = self.secrets.get(key)
+        if current is None:
+            return status(404, "NotFound", f'secrets "{key[1]}" not found')
+        if body["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
+            return status(409, "Conflict", "the object has been modified")
+        body["metadata"]["resourceVersion"] = self._version()
+        self.secrets[key] = body
+        return web.json_response(body)
+
+    async def read_configuration(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self.calls.append(f"GET config {name}")
+        if name not in self.configurations:
+            return status(404, "NotFound", f"{name} not found")
+        return web.json_response(self.configurations[name])
+
+    async def patch_configuration(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self.calls.append(f"PATCH config {name}")
+        if request.content_type != "application/json-patch+json":
+            return status(415, "UnsupportedMediaType", request.content_type)
+        if name not in self.configurations:
+            return status(404, "NotFound", f"{name} not found")
+        ops = json.loads(await request.read())
+        try:
+            patched = jsonpatch.apply_patch(copy.deepcopy(self.configurations[name]), ops)
+        except (jsonpatch.JsonPatchTestFailed, jsonpatch.JsonPatchConflict) as e:
+            return status(422, "Invalid", str(e))
+        patched["metadata"]["resourceVersion"] = self._version()
+        self.configurations[name] = patched
+        return web.json_response(patched)
+
+
+@asynccontextmanager
+async def running(fake: FakeKube) -> AsyncIterator[ApiClient]:
+    """Serve ``fake`` on loopback and yield a real client pointed at it."""
+    server = TestServer(fake.app)
+    await server.start_server()
+    configuration = Configuration(host=str(server.make_url("")).rstrip("/"))
+    api = ApiClient(configuration)
+    try:
+        yield api
+    finally:
+        await api.close()
+        await server.close()

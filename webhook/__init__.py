@@ -1,0 +1,1 @@
+"""Mutating admission webhook: carbon-aware node affinity for Stellar read-pool pods."""

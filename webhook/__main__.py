@@ -1,0 +1,228 @@
+"""``python -m webhook``: run the admission webhook until SIGTERM.
+
+Startup order: settings (logged once), the health site (so liveness answers while the rest
+starts; readiness stays false), the serving certificate (fail fast when it is missing), the node
+inventory, the first carbon refresh, then the HTTPS site. Shutdown stops accepting, lets in-flight
+reviews finish, then stops the background tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import ssl
+import sys
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from aiohttp import web
+from kubernetes_asyncio.client import ApiClient
+
+from shared.clock import utcnow
+from shared.demo import StaticInventory, demo_inventory
+from shared.errors import ConfigError
+from shared.factory import CarbonRuntime, build_runtime
+from shared.inventory import Inventory
+from shared.kube import KubeInventory, load_api_client
+from shared.settings import CarbonSettings
+from webhook.app import create_app, create_health_app
+from webhook.errors import WebhookError
+from webhook.metrics import WebhookMetrics
+from webhook.rotation import SelfManagedCertificates
+from webhook.settings import InventorySource, TlsMode, WebhookSettings
+from webhook.tls import CertificateFiles, server_context
+
+logger = logging.getLogger("webhook")
+
+_SYNC_WAIT = 30.0
+"""Seconds to wait for the first node list before the first carbon refresh (it picks regions)."""
+_CERT_ATTEMPTS = 5
+
+
+class RunningInventory(Inventory, Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def wait_synced(self, timeout: float) -> bool: ...  # noqa: ASYNC109
+
+
+def main() -> None:
+    try:
+        settings = WebhookSettings.from_env(os.environ)
+        carbon = CarbonSettings.from_env(os.environ)
+    except ConfigError as e:
+        print(f"stellar-carbon-webhook: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logger.info("webhook settings: %s", settings.describe())
+    logger.info("carbon settings: %s", carbon.describe())
+    try:
+        asyncio.run(serve(settings, carbon))
+    except (ConfigError, WebhookError) as e:
+        logger.error("cannot start: %s", e)
+        raise SystemExit(1) from None
+
+
+async def serve(
+    settings: WebhookSettings,
+    carbon: CarbonSettings,
+    *,
+    stopping: asyncio.Event | None = None,
+) -> None:
+    """Run until ``stopping`` is set (by SIGTERM/SIGINT when not given)."""
+    if stopping is None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+
+    async with contextlib.AsyncExitStack() as stack:
+        needs_api = settings.tls_mode is TlsMode.SELF_MANAGED or settings.inventory in (
+            InventorySource.IN_CLUSTER,
+            InventorySource.KUBECONFIG,
+        )
+        api: ApiClient | None = None
+        if needs_api:
+            kubeconfig = (
+                None if settings.inventory is InventorySource.IN_CLUSTER else settings.kubeconfig
+            )
+            api = await load_api_client(kubeconfig)
+            stack.push_async_callback(api.close)
+
+        runtime = build_runtime(carbon)
+        stack.push_async_callback(runtime.close)
+        clock, refresher = runtime.clock, runtime.refresher
+        inventory = _inventory(settings, carbon, api, runtime)
+        metrics = WebhookMetrics()
+
+        health = create_health_app(
+            snapshot_source=lambda: refresher.snapshot,
+            inventory=inventory,
+            clock=clock,
+            metrics=metrics,
+        )
+        await stack.enter_async_context(
+            _site(health, settings.bind_address, settings.health_port, settings)
+        )
+
+        context = server_context(settings.tls_min_version)
+        if settings.tls_mode is TlsMode.FILES:
+            files = CertificateFiles(
+                context,
+                settings.cert_dir,
+                interval=settings.cert_check_interval,
+                on_reload=lambda _: metrics.certificate_reloads.inc(),
+            )
+            files.load()
+            files.start()
+            stack.push_async_callback(files.stop)
+        else:
+            assert api is not None
+            rotation = SelfManagedCertificates(
+                api,
+                settings,
+                context,
+                clock=utcnow,  # certificates follow real time even when carbon data is pinned
+                on_reload=lambda _: metrics.certificate_reloads.inc(),
+            )
+            await _first_certificate(rotation)
+            rotation.start()
+            stack.push_async_callback(rotation.stop)
+
+        await inventory.start()
+        stack.push_async_callback(inventory.stop)
+        if not await inventory.wait_synced(_SYNC_WAIT):
+            logger.warning("node inventory not synced after %.0fs; starting anyway", _SYNC_WAIT)
+        runtime.track_inventory(inventory)
+        await runtime.start()
+
+        app = create_app(
+            settings,
+            snapshot_source=lambda: refresher.snapshot,
+            inventory=inventory,
+            clock=clock,
+            metrics=metrics,
+            horizon_hours=carbon.horizon_hours,
+        )
+        await stack.enter_async_context(
+            _site(app, settings.bind_address, settings.port, settings, ssl_context=context)
+        )
+        logger.info(
+            "serving /mutate on https://%s:%d, health on http://%s:%d",
+            settings.bind_address,
+            settings.port,
+            settings.bind_address,
+            settings.health_port,
+        )
+        await stopping.wait()
+        logger.info("shutting down")
+
+
+def _inventory(
+    settings: WebhookSettings,
+    carbon: CarbonSettings,
+    api: ApiClient | None,
+    runtime: CarbonRuntime,
+) -> RunningInventory:
+    match settings.inventory:
+        case InventorySource.DEMO:
+            return demo_inventory(carbon.region_label)
+        case InventorySource.FILE:
+            assert settings.inventory_file is not None  # checked by WebhookSettings.from_env
+            return StaticInventory.from_file(
+                settings.inventory_file, extra_region_key=carbon.region_label
+            )
+        case _:
+            assert api is not None
+            kube: KubeInventory | None = None
+
+            def changed() -> None:
+                # Regions follow the nodes: a node in a new region gets carbon data promptly.
+                if kube is not None:
+                    runtime.track_inventory(kube)
+
+            kube = KubeInventory(api, extra_region_key=carbon.region_label, on_change=changed)
+            return kube
+
+
+async def _first_certificate(rotation: SelfManagedCertificates) -> None:
+    """The HTTPS site cannot start without a pair: retry briefly, then give up loudly."""
+    for attempt in range(1, _CERT_ATTEMPTS + 1):
+        try:
+            await rotation.ensure()
+            return
+        except (WebhookError, OSError) as e:
+            if attempt == _CERT_ATTEMPTS:
+                raise
+            delay = 2.0**attempt
+            logger.warning("serving certificate not ready (%s); retrying in %.0fs", e, delay)
+            await asyncio.sleep(delay)
+
+
+@contextlib.asynccontextmanager
+async def _site(
+    app: web.Application,
+    host: str,
+    port: int,
+    settings: WebhookSettings,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+) -> AsyncIterator[None]:
+    runner = web.AppRunner(
+        app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout, access_log=None
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+        await site.start()
+        yield
+    finally:
+        await runner.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""The aiohttp edge: ``POST /mutate`` (served over HTTPS) and the plain-HTTP health/metrics app.
+
+Handlers only parse, call ``webhook.admission.admit`` and map the outcome to HTTP: a body that is
+not an AdmissionReview gets a 400 with a one-line reason; everything else gets a 200 AdmissionReview
+that allows the pod, with or without a patch. Nothing here does I/O beyond the request itself:
+carbon data and nodes come from in-memory sources kept current in the background.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from shared.clock import Clock
+from shared.inventory import Inventory
+from shared.ranking import DEFAULT_HORIZON_HOURS
+from shared.snapshot import CarbonSnapshot
+from webhook.admission import Placement, admit
+from webhook.errors import BadReview
+from webhook.metrics import WebhookMetrics
+from webhook.review import parse_review
+from webhook.settings import WebhookSettings
+
+logger = logging.getLogger(__name__)
+
+SnapshotSource = Callable[[], CarbonSnapshot]
+
+MUTATE_PATH = "/mutate"
+
+_SNAPSHOT_SOURCE: web.AppKey[SnapshotSource] = web.AppKey("snapshot_source")
+_INVENTORY = web.AppKey("inventory", Inventory)
+_CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+_PLACEMENT = web.AppKey("placement", Placement)
+METRICS = web.AppKey("metrics", WebhookMetrics)
+
+
+def create_app(
+    settings: WebhookSettings,
+    *,
+    snapshot_source: SnapshotSource,
+    inventory: Inventory,
+    clock: Clock,
+    metrics: WebhookMetrics | None = None,
+    horizon_hours: int = DEFAULT_HORIZON_HOURS,
+) -> web.Application:
+    """The admission app. Serve it with an SSL context (the API server only calls HTTPS)."""
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[_SNAPSHOT_SOURCE] = snapshot_source
+    app[_INVENTORY] = inventory
+    app[_CLOCK] = clock
+    app[_PLACEMENT] = Placement(
+        default_policy=settings.default_policy,
+        horizon_hours=horizon_hours,
+        low_carbon_fraction=settings.low_carbon_fraction,
+    )
+    app[METRICS] = metrics or WebhookMetrics()
+    app.router.add_post(MUTATE_PATH, _mutate)
+    return app
+
+
+def create_health_app(
+    *,
+    snapshot_source: SnapshotSource,
+    inventory: Inventory,
+    clock: Clock,
+    metrics: WebhookMetrics,
+) -> web.Application:
+    """``/healthz``, ``/readyz`` and ``/metrics`` on plain HTTP, for probes and Prometheus."""
+    metrics.bind(snapshot_source=snapshot_source, inventory=inventory, clock=clock)
+    app = web.Application()
+    app[_SNAPSHOT_SOURCE] = snapshot_source
+    app[_INVENTORY] = inventory
+    app[METRICS] = metrics
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    return app
+
+
+async def _mutate(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    app = request.app
+    # The API server appends ``?timeout=Ns``; the answer takes microseconds, so it is only logged.
+    timeout = request.query.get("timeout")
+    body = await request.read()
+    try:
+        review = parse_review(body)
+    except BadReview as e:
+        app[METRICS].bad_requests.inc()
+        logger.info("rejected a request to %s: %s", MUTATE_PATH, e)
+        return _error(400, "bad-review", str(e))
+    admission = admit(
+        review,
+        carbon=app[_SNAPSHOT_SOURCE],
+        nodes=lambda: app[_INVENTORY].nodes,
+        placement=app[_PLACEMENT],
+        clock=app[_CLOCK],
+    )
+    app[METRICS].observe(admission.outcome, time.perf_counter() - started)
+    logger.debug(
+        "%s uid=%s outcome=%s timeout=%s",
+        review.display_name,
+        review.uid,
+        admission.outcome,
+        timeout,
+    )
+    return web.json_response(admission.response)
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    reasons: list[str] = []
+    if not request.app[_INVENTORY].synced:
+        reasons.append("node inventory not synced yet")
+    try:
+        if request.app[_SNAPSHOT_SOURCE]().empty:
+            reasons.append("no carbon data yet")
+    except Exception:
+        logger.exception("cannot read the carbon snapshot")
+        reasons.append("carbon snapshot unreadable")
+    body: dict[str, Any] = {"ready": not reasons}
+    if reasons:
+        body["reasons"] = reasons
+    return web.json_response(body, status=503 if reasons else 200)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    response = web.Response(body=request.app[METRICS].exposition())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)

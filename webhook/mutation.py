@@ -1,0 +1,225 @@
+"""The pure core of the webhook: a pod and a ranking in, a JSON patch out.
+
+The patch is built as explicit ``add`` operations against the pod exactly as received, so it always
+applies: each operation targets the nearest member that is missing (``null`` counts as missing), and
+existing lists are appended to with ``/-``. Nothing the pod already has is replaced: user terms,
+required terms and pod (anti-)affinity stay as they are. A patch that fails to apply would make the
+API server reject the pod even with ``failurePolicy: Ignore``, which is why this module is careful.
+
+==========================================  ===============================================
+observed pod                                operation (``…/preferred`` = ``/spec/affinity/
+                                            nodeAffinity/preferredDuringScheduling…``)
+==========================================  ===============================================
+no ``spec.affinity``                        add ``/spec/affinity`` {nodeAffinity: {…}}
+affinity without ``nodeAffinity``           add ``/spec/affinity/nodeAffinity`` {…}
+nodeAffinity without a preferred list       add ``…/preferred`` [T…]
+a preferred list                            add ``…/preferred/-`` T, once per term
+no ``metadata.annotations``                 add ``/metadata/annotations`` {all three}
+==========================================  ===============================================
+
+Under ``require``, the low-carbon region set is AND-ed into every existing required
+``nodeSelectorTerm`` (the terms are OR-ed, so it has to go into each), or becomes the only term.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from shared.clock import rfc3339
+from shared.ranking import PreferenceTerm, Ranking
+from webhook.errors import MutationError
+from webhook.review import JsonPatchOp
+from webhook.settings import Policy
+
+RANKING_ANNOTATION = "stellar.org/carbon-ranking"
+DECIDED_AT_ANNOTATION = "stellar.org/carbon-decided-at"
+SOURCE_ANNOTATION = "stellar.org/carbon-source"
+DECISION_ANNOTATIONS = (RANKING_ANNOTATION, DECIDED_AT_ANNOTATION, SOURCE_ANNOTATION)
+
+PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
+REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
+_NODE_AFFINITY_PATH = "/spec/affinity/nodeAffinity"
+
+
+def mutate(
+    pod: Mapping[str, Any],
+    ranking: Ranking,
+    terms: Sequence[PreferenceTerm],
+    *,
+    policy: Policy,
+    region_key: str,
+    now: datetime,
+    low_carbon: Sequence[str] = (),
+) -> list[JsonPatchOp]:
+    """The JSON patch that applies a placement decision to ``pod``; ``[]`` when there is none.
+
+    ``terms`` become preferred node-affinity terms on ``region_key``. Under ``Policy.REQUIRE`` a
+    non-empty ``low_carbon`` (regions the caller checked have schedulable eligible nodes) also
+    becomes a required constraint. A pod that already carries the decision annotations, or all of
+    the terms this call would add, yields no patch: the mutation is idempotent.
+    """
+    if already_decided(pod) or not ranking.scores:
+        return []
+    our_terms = [preferred_term(term, region_key) for term in terms]
+    node_affinity = _member(pod, "spec", "affinity", "nodeAffinity")
+    existing_preferred = _list_at(node_affinity, PREFERRED, f"nodeAffinity.{PREFERRED}")
+    if our_terms and all(term in existing_preferred for term in our_terms):
+        return []
+    requirement = (
+        region_requirement(region_key, low_carbon)
+        if policy is Policy.REQUIRE and low_carbon
+        else None
+    )
+    ops = _affinity_ops(pod, our_terms, requirement)
+    ops.extend(_annotation_ops(pod, decision_annotations(ranking, now)))
+    return ops
+
+
+def already_decided(pod: Mapping[str, Any]) -> bool:
+    """The pod carries the annotations of an earlier decision (reinvocation, or a copied pod)."""
+    metadata = _as_object(pod.get("metadata"), "metadata")
+    annotations = _as_object(metadata.get("annotations"), "metadata.annotations")
+    return RANKING_ANNOTATION in annotations or DECIDED_AT_ANNOTATION in annotations
+
+
+def preferred_term(term: PreferenceTerm, region_key: str) -> dict[str, Any]:
+    """A ``PreferredSchedulingTerm`` for one weight group."""
+    if not 1 <= term.weight <= 100:
+        raise MutationError(f"preference weight {term.weight} is outside 1..100")
+    return {
+        "weight": term.weight,
+        "preference": {
+            "matchExpressions": [
+                {"key": region_key, "operator": "In", "values": list(term.regions)}
+            ]
+        },
+    }
+
+
+def region_requirement(region_key: str, regions: Sequence[str]) -> dict[str, Any]:
+    """The ``matchExpression`` the require policy AND-s into the required terms."""
+    return {"key": region_key, "operator": "In", "values": sorted(set(regions))}
+
+
+def decision_annotations(ranking: Ranking, now: datetime) -> dict[str, str]:
+    """What the decision was based on: the ranking, when, and which sources."""
+    return {
+        RANKING_ANNOTATION: ranking.annotation(),
+        DECIDED_AT_ANNOTATION: rfc3339(now),
+        SOURCE_ANNOTATION: ",".join(ranking.sources()),
+    }
+
+
+def pointer_token(key: str) -> str:
+    """Escape a map key for a JSON Pointer (RFC 6901 §3): ``~`` first, then ``/``."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _affinity_ops(
+    pod: Mapping[str, Any],
+    our_terms: list[dict[str, Any]],
+    requirement: dict[str, Any] | None,
+) -> list[JsonPatchOp]:
+    additions: dict[str, Any] = {}
+    if our_terms:
+        additions[PREFERRED] = our_terms
+    if requirement is not None:
+        additions[REQUIRED] = {"nodeSelectorTerms": [{"matchExpressions": [requirement]}]}
+    if not additions:
+        return []
+
+    # Walk down as far as the pod goes; the first missing member receives the rest as one value.
+    spec = _as_object(pod.get("spec"), "spec")
+    if pod.get("spec") is None:
+        return [_add("/spec", {"affinity": {"nodeAffinity": additions}})]
+    affinity = _as_object(spec.get("affinity"), "spec.affinity")
+    if spec.get("affinity") is None:
+        return [_add("/spec/affinity", {"nodeAffinity": additions})]
+    node_affinity = _as_object(affinity.get("nodeAffinity"), "spec.affinity.nodeAffinity")
+    if affinity.get("nodeAffinity") is None:
+        return [_add(_NODE_AFFINITY_PATH, additions)]
+
+    ops: list[JsonPatchOp] = []
+    if our_terms:
+        preferred_path = f"{_NODE_AFFINITY_PATH}/{PREFERRED}"
+        if node_affinity.get(PREFERRED) is None:
+            ops.append(_add(preferred_path, our_terms))
+        else:
+            existing = _list_at(node_affinity, PREFERRED, f"nodeAffinity.{PREFERRED}")
+            ops.extend(_add(f"{preferred_path}/-", t) for t in our_terms if t not in existing)
+    if requirement is not None:
+        ops.extend(_required_ops(node_affinity, requirement))
+    return ops
+
+
+def _required_ops(
+    node_affinity: Mapping[str, Any], requirement: dict[str, Any]
+) -> list[JsonPatchOp]:
+    """AND ``requirement`` into every required term, or create the one term."""
+    required_path = f"{_NODE_AFFINITY_PATH}/{REQUIRED}"
+    new_term = {"matchExpressions": [requirement]}
+    if node_affinity.get(REQUIRED) is None:
+        return [_add(required_path, {"nodeSelectorTerms": [new_term]})]
+    required = _as_object(node_affinity.get(REQUIRED), f"nodeAffinity.{REQUIRED}")
+    terms_path = f"{required_path}/nodeSelectorTerms"
+    if required.get("nodeSelectorTerms") is None:
+        return [_add(terms_path, [new_term])]
+    terms = _list_at(required, "nodeSelectorTerms", "nodeSelectorTerms")
+    if not terms:
+        return [_add(f"{terms_path}/-", new_term)]
+    ops: list[JsonPatchOp] = []
+    for index, raw_term in enumerate(terms):
+        term = _as_object(raw_term, f"nodeSelectorTerms[{index}]")
+        expressions_path = f"{terms_path}/{index}/matchExpressions"
+        if term.get("matchExpressions") is None:
+            ops.append(_add(expressions_path, [requirement]))
+            continue
+        expressions = _list_at(term, "matchExpressions", f"nodeSelectorTerms[{index}]")
+        if requirement not in expressions:
+            ops.append(_add(f"{expressions_path}/-", requirement))
+    return ops
+
+
+def _annotation_ops(pod: Mapping[str, Any], annotations: dict[str, str]) -> list[JsonPatchOp]:
+    if pod.get("metadata") is None:
+        return [_add("/metadata", {"annotations": annotations})]
+    metadata = _as_object(pod.get("metadata"), "metadata")
+    if metadata.get("annotations") is None:
+        return [_add("/metadata/annotations", annotations)]
+    return [
+        _add(f"/metadata/annotations/{pointer_token(key)}", value)
+        for key, value in annotations.items()
+    ]
+
+
+def _add(path: str, value: Any) -> JsonPatchOp:
+    return {"op": "add", "path": path, "value": value}
+
+
+def _member(obj: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
+    """The object at ``keys``; a missing or ``null`` member reads as empty."""
+    current: Mapping[str, Any] = obj
+    where: list[str] = []
+    for key in keys:
+        where.append(key)
+        current = _as_object(current.get(key), ".".join(where))
+    return current
+
+
+def _as_object(value: object, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise MutationError(f"{where} is {type(value).__name__}, expected an object")
+    return value
+
+
+def _list_at(obj: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MutationError(f"{where} is {type(value).__name__}, expected an array")
+    return value
