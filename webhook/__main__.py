@@ -81,16 +81,13 @@ async def serve(
             loop.add_signal_handler(signum, stopping.set)
 
     async with contextlib.AsyncExitStack() as stack:
-        needs_api = settings.tls_mode is TlsMode.SELF_MANAGED or settings.inventory in (
-            InventorySource.IN_CLUSTER,
-            InventorySource.KUBECONFIG,
+        needs_api = (
+            settings.tls_mode is TlsMode.SELF_MANAGED
+            or settings.inventory is InventorySource.KUBERNETES
         )
         api: ApiClient | None = None
         if needs_api:
-            kubeconfig = (
-                None if settings.inventory is InventorySource.IN_CLUSTER else settings.kubeconfig
-            )
-            api = await load_api_client(kubeconfig)
+            api = await load_api_client(settings.kubeconfig)
             stack.push_async_callback(api.close)
 
         runtime = build_runtime(carbon)

@@ -34,8 +34,7 @@ class TlsMode(enum.StrEnum):
 
 
 class InventorySource(enum.StrEnum):
-    IN_CLUSTER = "in-cluster"  # service account of the pod
-    KUBECONFIG = "kubeconfig"  # a kubeconfig file, for running outside the cluster
+    KUBERNETES = "kubernetes"  # list+watch: the pod's service account, else a kubeconfig file
     FILE = "file"  # a static YAML/JSON node list, for demos and tests
     DEMO = "demo"  # the built-in demo inventory
 
@@ -103,12 +102,12 @@ class WebhookSettings:
     low_carbon_fraction: float = 0.10
     """Under ``require``, regions within this fraction of the greenest expected intensity."""
 
-    inventory: InventorySource = InventorySource.IN_CLUSTER
+    inventory: InventorySource = InventorySource.KUBERNETES
     """Where the node inventory comes from."""
 
     kubeconfig: str | None = None
-    """Kubeconfig path for ``kubeconfig`` inventory and self-managed TLS outside the cluster;
-    None means the client's default (``KUBECONFIG`` or ``~/.kube/config``)."""
+    """Kubeconfig path for the ``kubernetes`` inventory and self-managed TLS outside a cluster;
+    None means the service account inside a pod, else ``KUBECONFIG`` or ``~/.kube/config``."""
 
     inventory_file: str | None = None
     """Node list for the ``file`` inventory."""

@@ -16,7 +16,7 @@ def test_defaults_match_the_documented_ports_and_modes() -> None:
     assert (settings.port, settings.health_port) == (8443, 8080)
     assert settings.tls_mode is TlsMode.FILES
     assert settings.default_policy is Policy.PREFER
-    assert settings.inventory is InventorySource.IN_CLUSTER
+    assert settings.inventory is InventorySource.KUBERNETES
     assert settings.max_body_bytes >= 8 * 1024 * 1024
 
 
