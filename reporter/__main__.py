@@ -13,7 +13,6 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator
-from typing import Protocol
 
 from aiohttp import web
 from kubernetes_asyncio.client import ApiClient
@@ -25,19 +24,10 @@ from reporter.usage import NodeMetricsPoller
 from shared.demo import demo_inventory
 from shared.errors import ConfigError
 from shared.factory import CarbonRuntime, build_runtime
-from shared.inventory import Inventory
-from shared.kube import KubeInventory, load_api_client
+from shared.inventory import RunningInventory
+from shared.kube import load_api_client
 
 logger = logging.getLogger("reporter")
-
-_SYNC_WAIT = 30.0
-"""Seconds to wait for the first node list before the first refresh (the list picks regions)."""
-
-
-class RunningInventory(Inventory, Protocol):
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
-    async def wait_synced(self, timeout: float) -> bool: ...  # noqa: ASYNC109
 
 
 def main() -> None:
@@ -103,25 +93,13 @@ def _inventory(
 ) -> RunningInventory:
     if api is None:
         return demo_inventory(settings.carbon.region_label)
-    holder: list[KubeInventory] = []
-    kube = KubeInventory(
-        api,
-        extra_region_key=settings.carbon.region_label,
-        watch_pods=True,
-        on_change=lambda: runtime.track_inventory(holder[0]) if holder else None,
-    )
-    holder.append(kube)
-    return kube
+    return runtime.kube_inventory(api, watch_pods=True)
 
 
 def _carbon_and_inventory(runtime: CarbonRuntime, inventory: RunningInventory) -> CleanupContext:
     async def start() -> None:
         try:
-            await inventory.start()
-            if not await inventory.wait_synced(_SYNC_WAIT):
-                logger.warning("node inventory not synced after %.0fs; going on", _SYNC_WAIT)
-            runtime.track_inventory(inventory)
-            await runtime.start()
+            await runtime.follow(inventory)
         except Exception:
             # Health keeps answering 503 and says why; the process stays up for inspection.
             logger.exception("starting the inventory or the carbon refresh failed")

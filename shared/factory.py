@@ -10,12 +10,15 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from kubernetes_asyncio.client import ApiClient
+
 from shared.cache import CarbonCache
 from shared.catalog import RegionCatalog
 from shared.chain import ProviderChain
 from shared.clock import Clock, fixed, utcnow
 from shared.errors import ConfigError
-from shared.inventory import Inventory
+from shared.inventory import Inventory, RunningInventory
+from shared.kube import KubeInventory
 from shared.providers.base import CarbonProvider
 from shared.providers.carbonaware import CarbonAwareSdkProvider
 from shared.providers.custom_http import CustomHttpProvider
@@ -85,6 +88,32 @@ class CarbonRuntime:
     def track_inventory(self, inventory: Inventory) -> None:
         """Track every region the cluster has nodes in, plus the configured extra regions."""
         self.refresher.track(regions_of(inventory))
+
+    def kube_inventory(self, api: ApiClient, *, watch_pods: bool = False) -> KubeInventory:
+        """A list+watch inventory whose node changes keep the tracked regions current, so a node
+        in a new region gets carbon data at once."""
+        inventory: KubeInventory | None = None
+
+        def changed() -> None:
+            if inventory is not None:
+                self.track_inventory(inventory)
+
+        inventory = KubeInventory(
+            api,
+            extra_region_key=self.settings.region_label,
+            watch_pods=watch_pods,
+            on_change=changed,
+        )
+        return inventory
+
+    async def follow(self, inventory: RunningInventory, *, sync_wait: float = 30.0) -> None:
+        """Start the inventory, wait (bounded) for its first list, which decides the regions to
+        track, then start the background carbon refresh."""
+        await inventory.start()
+        if not await inventory.wait_synced(sync_wait):
+            logger.warning("node inventory not synced after %.0fs; going on", sync_wait)
+        self.track_inventory(inventory)
+        await self.start()
 
     async def start(self) -> None:
         await self.refresher.start()

@@ -75,3 +75,13 @@ class Inventory(Protocol):
     def synced(self) -> bool:
         """True once the first full list has been received."""
         ...
+
+
+class RunningInventory(Inventory, Protocol):
+    """An inventory with a lifecycle: the Kubernetes watch, or a static file (no-ops)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def wait_synced(self, timeout: float) -> bool: ...  # noqa: ASYNC109

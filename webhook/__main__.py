@@ -16,7 +16,6 @@ import signal
 import ssl
 import sys
 from collections.abc import AsyncIterator
-from typing import Protocol
 
 from aiohttp import web
 from kubernetes_asyncio.client import ApiClient
@@ -25,8 +24,8 @@ from shared.clock import utcnow
 from shared.demo import StaticInventory, demo_inventory
 from shared.errors import ConfigError
 from shared.factory import CarbonRuntime, build_runtime
-from shared.inventory import Inventory
-from shared.kube import KubeInventory, load_api_client
+from shared.inventory import RunningInventory
+from shared.kube import load_api_client
 from shared.settings import CarbonSettings
 from webhook.app import create_app, create_health_app
 from webhook.errors import WebhookError
@@ -37,15 +36,7 @@ from webhook.tls import CertificateFiles, server_context
 
 logger = logging.getLogger("webhook")
 
-_SYNC_WAIT = 30.0
-"""Seconds to wait for the first node list before the first carbon refresh (it picks regions)."""
 _CERT_ATTEMPTS = 5
-
-
-class RunningInventory(Inventory, Protocol):
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
-    async def wait_synced(self, timeout: float) -> bool: ...  # noqa: ASYNC109
 
 
 def main() -> None:
@@ -130,12 +121,8 @@ async def serve(
             rotation.start()
             stack.push_async_callback(rotation.stop)
 
-        await inventory.start()
         stack.push_async_callback(inventory.stop)
-        if not await inventory.wait_synced(_SYNC_WAIT):
-            logger.warning("node inventory not synced after %.0fs; starting anyway", _SYNC_WAIT)
-        runtime.track_inventory(inventory)
-        await runtime.start()
+        await runtime.follow(inventory)
 
         app = create_app(
             settings,
@@ -175,15 +162,7 @@ def _inventory(
             )
         case _:
             assert api is not None
-            kube: KubeInventory | None = None
-
-            def changed() -> None:
-                # Regions follow the nodes: a node in a new region gets carbon data promptly.
-                if kube is not None:
-                    runtime.track_inventory(kube)
-
-            kube = KubeInventory(api, extra_region_key=carbon.region_label, on_change=changed)
-            return kube
+            return runtime.kube_inventory(api)
 
 
 async def _first_certificate(rotation: SelfManagedCertificates) -> None:
