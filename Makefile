@@ -1,7 +1,7 @@
 # stellar-carbon — every entry point a developer or CI needs.
 #   make run     both services on built-in mock data and the demo inventory (no cluster, no key)
 #   make test    the whole suite: lint, unit/integration, chart, end to end on a real control plane
-#   make check   the fast inner loop: unit and integration tests only
+#   make check   the fast inner loop: unit and integration tests only (no Go build needed)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -28,7 +28,7 @@ run-reporter: venv
 	$(BIN)/python -m reporter
 
 check: venv
-	$(BIN)/pytest -q tests -m "not e2e" -p no:cacheprovider
+	$(BIN)/pytest -q tests -m "not e2e and not chart" -p no:cacheprovider
 
 lint: venv
 	$(BIN)/ruff check shared webhook reporter tests tools bench
@@ -43,9 +43,11 @@ e2e: venv control-plane
 	STELLAR_CARBON_BIN=$$(bash tests/e2e/controlplane/build.sh) $(BIN)/pytest -q tests/e2e -m e2e -p no:cacheprovider
 
 chart: venv control-plane
-	HELM=$$(bash tests/e2e/controlplane/build.sh)/helm $(BIN)/pytest -q tests/chart -p no:cacheprovider
+	STELLAR_CARBON_BIN=$$(bash tests/e2e/controlplane/build.sh) $(BIN)/pytest -q tests/chart -p no:cacheprovider
 
-test: lint check e2e
+# One pytest run over every tier, so the summary line counts them all.
+test: lint control-plane
+	STELLAR_CARBON_BIN=$$(bash tests/e2e/controlplane/build.sh) $(BIN)/pytest tests -p no:cacheprovider
 
 bench: venv control-plane
 	STELLAR_CARBON_BIN=$$(bash tests/e2e/controlplane/build.sh) $(BIN)/python -m bench
