@@ -1,0 +1,500 @@
+"""``helm install`` of the chart into the real control plane, and what the installed objects allow.
+
+The API server validates and admits every object of the release; the controller manager and kwok
+roll its Deployments out (kwok fakes the pods, so no container runs). The rights the chart's RBAC
+grants are then exercised by running our services as local processes under the chart's own
+ServiceAccounts, with the environment the chart's Deployments set.
+
+Not covered here: ``ci/cert-manager-values.yaml``, whose Issuer and Certificate need the
+cert-manager CRDs this control plane does not have (the chart tests render it), and the
+ServiceMonitor of ``ci/redis-values.yaml`` (a prometheus-operator CRD; disabled with ``--set``).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import secrets
+import subprocess
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+import yaml
+from kubernetes_asyncio import client as k8s
+
+from tests.e2e.cluster import ApiStatusError, ControlPlane, free_port
+from tests.e2e.fleet import FakeNode
+from tests.e2e.kube import as_body, dry_run_pod
+from tests.e2e.services import (
+    REPO,
+    FailureLogs,
+    LocalService,
+    ServiceError,
+    create_namespace,
+    delete_namespace,
+    http_get,
+    http_json,
+    mock_carbon_env,
+    prometheus_samples,
+    read_replica_pod,
+    service_account_kubeconfig,
+    tls_handshake_verified,
+)
+
+pytestmark = pytest.mark.e2e
+
+CHART: Final = REPO / "charts" / "stellar-carbon"
+WEBHOOK: Final = "pods.carbon.stellar.org"
+HELM_TIMEOUT: Final = "120s"
+
+# Where each kind the chart renders lives in the API (plural, and whether it is namespaced).
+_RESOURCES: Final = {
+    "ClusterRole": ("clusterroles", False),
+    "ClusterRoleBinding": ("clusterrolebindings", False),
+    "ConfigMap": ("configmaps", True),
+    "Deployment": ("deployments", True),
+    "Ingress": ("ingresses", True),
+    "MutatingWebhookConfiguration": ("mutatingwebhookconfigurations", False),
+    "NetworkPolicy": ("networkpolicies", True),
+    "PodDisruptionBudget": ("poddisruptionbudgets", True),
+    "Role": ("roles", True),
+    "RoleBinding": ("rolebindings", True),
+    "Secret": ("secrets", True),
+    "Service": ("services", True),
+    "ServiceAccount": ("serviceaccounts", True),
+}
+
+
+class Helm:
+    """The helm CLI against the test cluster only, with its own cache and config directories."""
+
+    def __init__(self, binary: Path, kubeconfig: Path, home: Path) -> None:
+        self._binary = binary
+        self._kubeconfig = kubeconfig
+        self._env = {
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_DATA_HOME": str(home / "data"),
+            "PATH": "/usr/bin:/bin",
+        }
+
+    def __call__(self, *args: str) -> str:
+        done = subprocess.run(
+            [str(self._binary), *args, "--kubeconfig", str(self._kubeconfig)],
+            capture_output=True,
+            text=True,
+            env=self._env,
+            check=False,
+            timeout=300,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+        return done.stdout
+
+
+@dataclass(frozen=True)
+class Release:
+    """An installed release and the objects helm says it made."""
+
+    name: str
+    namespace: str
+    objects: tuple[dict[str, Any], ...]
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [o for o in self.objects if o["kind"] == kind]
+
+    def one(self, kind: str, component: str) -> dict[str, Any]:
+        (found,) = [
+            o
+            for o in self.of_kind(kind)
+            if o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == component
+        ]
+        return found
+
+
+def api_path(obj: Mapping[str, Any], namespace: str) -> str:
+    """The URL path of a rendered object in the API."""
+    plural, namespaced = _RESOURCES[obj["kind"]]
+    group_version = obj["apiVersion"]
+    base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+    name = obj["metadata"]["name"]
+    if not namespaced:
+        return f"{base}/{plural}/{name}"
+    return f"{base}/namespaces/{obj['metadata'].get('namespace', namespace)}/{plural}/{name}"
+
+
+@contextlib.contextmanager
+def installed(
+    helm: Helm, control_plane: ControlPlane, prefix: str, *values: str
+) -> Iterator[Release]:
+    """``helm install --wait`` into a fresh namespace; uninstall and delete it afterwards."""
+    suffix = secrets.token_hex(3)
+    name, namespace = f"{prefix}-{suffix}", f"{prefix}-{suffix}"
+    try:
+        helm("install", name, str(CHART), "--namespace", namespace, "--create-namespace", *values)
+        manifest = helm("get", "manifest", name, "--namespace", namespace)
+        objects = tuple(doc for doc in yaml.safe_load_all(manifest) if doc)
+        yield Release(name, namespace, objects)
+    finally:
+        with contextlib.suppress(AssertionError):
+            helm("uninstall", name, "--namespace", namespace, "--ignore-not-found", "--wait")
+        delete_namespace(control_plane, namespace)
+
+
+@pytest.fixture(scope="module")
+def helm(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    return Helm(
+        control_plane.binaries.path("helm"),
+        control_plane.kubeconfig_path,
+        tmp_path_factory.mktemp("helm"),
+    )
+
+
+@pytest.fixture(scope="module")
+def release(
+    helm: Helm, control_plane: ControlPlane, fake_nodes: tuple[FakeNode, ...]
+) -> Iterator[Release]:
+    """The chart with default values."""
+    with install(helm, control_plane, "carbon") as release:
+        yield release
+
+
+@pytest.fixture(scope="module")
+def redis_release(
+    helm: Helm, control_plane: ControlPlane, fake_nodes: tuple[FakeNode, ...]
+) -> Iterator[tuple[Release, str]]:
+    """The chart with ci/redis-values.yaml, pods watched in one namespace; yields that too."""
+    watched = create_namespace(control_plane, "stellar-")
+    try:
+        with install(
+            helm,
+            control_plane,
+            "carbon-redis",
+            "--values",
+            str(CHART / "ci" / "redis-values.yaml"),
+            "--set",
+            "reporter.serviceMonitor.enabled=false",
+            "--set",
+            f"reporter.watchNamespace={watched}",
+        ) as release:
+            yield release, watched
+    finally:
+        delete_namespace(control_plane, watched)
+
+
+@contextlib.contextmanager
+def install(helm: Helm, control_plane: ControlPlane, prefix: str, *args: str) -> Iterator[Release]:
+    """``installed`` with ``--wait``: every Deployment available on the kwok nodes."""
+    with installed(helm, control_plane, prefix, "--wait", "--timeout", HELM_TIMEOUT, *args) as r:
+        yield r
+
+
+@pytest.fixture
+def service_logs(request: pytest.FixtureRequest) -> Iterator[list[LocalService]]:
+    """Services a test appends here get their log tails into its report if it fails."""
+    services: list[LocalService] = []
+    plugin = FailureLogs(services)
+    request.config.pluginmanager.register(plugin)
+    try:
+        yield services
+    finally:
+        for service in services:
+            service.stop()
+        request.config.pluginmanager.unregister(plugin)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def container_env(deployment: Mapping[str, Any]) -> dict[str, str]:
+    """The literal environment values of a Deployment's first container."""
+    (container, *_) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+
+def service_account_of(deployment: Mapping[str, Any]) -> str:
+    name: str = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    return name
+
+
+def admission_counter(control_plane: ControlPlane, metric: str) -> float:
+    """Sum of an API server admission counter over the label sets naming the chart's webhook
+    (0 before the first increment: the API server registers these series lazily)."""
+    request = urllib.request.Request(f"{control_plane.server}/metrics")
+    request.add_header("Authorization", f"Bearer {control_plane.token}")
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}),
+        urllib.request.HTTPSHandler(context=control_plane.ca.ssl_context()),
+    )
+    with opener.open(request, timeout=10) as response:
+        text = response.read().decode()
+    # The client library's parser names every counter sample ``<family>_total``.
+    wanted = metric.removesuffix("_total") + "_total"
+    return sum(
+        value
+        for (name, labels), value in prometheus_samples(text).items()
+        if name == wanted and ("name", WEBHOOK) in labels
+    )
+
+
+def chart_process(
+    name: str,
+    module: str,
+    env: Mapping[str, str],
+    log_dir: Path,
+    services: list[LocalService],
+) -> LocalService:
+    service = LocalService(name, module, env, log_dir)
+    services.append(service)
+    service.start()
+    return service
+
+
+# --- tests --------------------------------------------------------------------------------------
+
+
+def test_default_install_is_accepted_and_its_deployments_roll_out(
+    release: Release, control_plane: ControlPlane
+) -> None:
+    kinds = Counter(o["kind"] for o in release.objects)
+
+    assert kinds >= Counter(
+        {
+            "Deployment": 2,
+            "Service": 2,
+            "ServiceAccount": 2,
+            "ClusterRole": 2,
+            "ClusterRoleBinding": 2,
+            "Role": 1,
+            "RoleBinding": 1,
+            "MutatingWebhookConfiguration": 1,
+            "PodDisruptionBudget": 1,
+        }
+    )
+    for obj in release.objects:
+        stored = control_plane.request("GET", api_path(obj, release.namespace))
+        assert stored["metadata"]["labels"]["app.kubernetes.io/instance"] == release.name
+    for deployment in release.of_kind("Deployment"):
+        stored = control_plane.request("GET", api_path(deployment, release.namespace))
+        assert stored["status"].get("readyReplicas") == stored["spec"]["replicas"]
+    (budget,) = release.of_kind("PodDisruptionBudget")
+    pdb = control_plane.request("GET", api_path(budget, release.namespace))
+    assert pdb["status"]["currentHealthy"] >= pdb["spec"]["minAvailable"]
+
+
+async def test_installed_webhook_sees_only_read_pool_pods_and_fails_open(
+    release: Release,
+    control_plane: ControlPlane,
+    kube_api: k8s.ApiClient,
+    namespace: str,
+) -> None:
+    (config,) = release.of_kind("MutatingWebhookConfiguration")
+    stored = control_plane.request("GET", api_path(config, release.namespace))
+    (webhook,) = stored["webhooks"]
+    assert webhook["name"] == WEBHOOK
+    assert webhook["failurePolicy"] == "Ignore"
+    assert webhook["sideEffects"] == "None"
+    assert webhook["timeoutSeconds"] == 2
+    assert webhook["clientConfig"]["service"]["namespace"] == release.namespace
+    assert [c["name"] for c in webhook["matchConditions"]] == [
+        "read-pool-or-opted-in",
+        "not-opted-out",
+        "not-bound",
+        "not-mirror-pod",
+        "not-daemonset",
+    ]
+    (excluded,) = webhook["namespaceSelector"]["matchExpressions"]
+    assert {"kube-system", "kube-node-lease", release.namespace} <= set(excluded["values"])
+
+    # A plain pod never reaches the webhook: its match conditions exclude it in the API server.
+    excluded_before = admission_counter(
+        control_plane, "apiserver_admission_match_condition_exclusions_total"
+    )
+    plain = read_replica_pod("plain")
+    plain["metadata"]["labels"] = {"app": "plain"}
+    await dry_run_pod(kube_api, namespace, plain)
+    excluded_after = admission_counter(
+        control_plane, "apiserver_admission_match_condition_exclusions_total"
+    )
+    assert excluded_after > excluded_before
+    # A read-pool pod does, finds no server behind the Service, and is admitted anyway.
+    failed_open_before = admission_counter(
+        control_plane, "apiserver_admission_webhook_fail_open_count"
+    )
+    created = await k8s.CoreV1Api(kube_api).create_namespaced_pod(
+        namespace, as_body(read_replica_pod("reader"))
+    )
+    assert created.metadata.name == "reader"
+    assert admission_counter(control_plane, "apiserver_admission_webhook_fail_open_count") > (
+        failed_open_before
+    )
+
+
+def test_webhook_as_the_chart_service_account_creates_its_certificate_and_injects_the_ca(
+    release: Release,
+    control_plane: ControlPlane,
+    service_logs: list[LocalService],
+    tmp_path: Path,
+) -> None:
+    deployment = release.one("Deployment", "webhook")
+    chart_env = container_env(deployment)
+    kubeconfig = service_account_kubeconfig(
+        control_plane,
+        release.namespace,
+        service_account_of(deployment),
+        tmp_path / "webhook-sa.kubeconfig",
+    )
+    port, health_port = free_port(), free_port()
+    env = {
+        **chart_env,
+        "POD_NAMESPACE": release.namespace,  # the chart sets it from the downward API
+        # Outside a pod: loopback ports, and the service account's token from a kubeconfig.
+        "STELLAR_CARBON_WEBHOOK_PORT": str(port),
+        "STELLAR_CARBON_WEBHOOK_HEALTH_PORT": str(health_port),
+        "STELLAR_CARBON_WEBHOOK_BIND_ADDRESS": "127.0.0.1",
+        "STELLAR_CARBON_WEBHOOK_KUBECONFIG": str(kubeconfig),
+    }
+    config_name = chart_env["STELLAR_CARBON_WEBHOOK_CONFIG_NAME"]
+    secret_name = chart_env["STELLAR_CARBON_WEBHOOK_SECRET_NAME"]
+    service_name = chart_env["STELLAR_CARBON_WEBHOOK_SERVICE_NAME"]
+
+    webhook = chart_process("chart-webhook", "webhook", env, tmp_path, service_logs)
+    webhook.wait_until(
+        "/readyz 200", lambda: http_get(f"http://127.0.0.1:{health_port}/readyz")[0] == 200
+    )
+
+    mwc = f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{config_name}"
+    ca_bundle = ""
+
+    def injected() -> bool:
+        nonlocal ca_bundle
+        client = control_plane.request("GET", mwc)["webhooks"][0]["clientConfig"]
+        ca_bundle = client.get("caBundle", "")
+        return bool(ca_bundle)
+
+    webhook.wait_until("caBundle injected into the chart's configuration", injected)
+    secret = control_plane.request(
+        "GET", f"/api/v1/namespaces/{release.namespace}/secrets/{secret_name}"
+    )
+    assert secret["type"] == "kubernetes.io/tls"
+    assert set(secret["data"]) >= {"tls.crt", "tls.key", "ca.crt"}
+    # The certificate is valid for the Service name the API server dials.
+    ca_pem = base64.b64decode(ca_bundle)
+    assert tls_handshake_verified(port, ca_pem, f"{service_name}.{release.namespace}.svc")
+
+
+def test_reporter_as_the_chart_service_account_watches_nodes_and_pods(
+    release: Release,
+    control_plane: ControlPlane,
+    fake_nodes: tuple[FakeNode, ...],
+    service_logs: list[LocalService],
+    tmp_path: Path,
+) -> None:
+    deployment = release.one("Deployment", "reporter")
+    port = free_port()
+    env = {
+        **container_env(deployment),
+        **mock_carbon_env(),
+        "STELLAR_CARBON_REPORTER_HOST": "127.0.0.1",
+        "STELLAR_CARBON_REPORTER_PORT": str(port),
+        "KUBECONFIG": str(
+            service_account_kubeconfig(
+                control_plane,
+                release.namespace,
+                service_account_of(deployment),
+                tmp_path / "reporter-sa.kubeconfig",
+            )
+        ),
+    }
+    reporter = chart_process("chart-reporter", "reporter", env, tmp_path, service_logs)
+    health_url = f"http://127.0.0.1:{port}/api/v1/sustainability/health"
+
+    reporter.wait_until("health 200", lambda: http_get(health_url)[0] == 200)
+
+    checks = {c["name"]: c for c in http_json(health_url)["checks"]}
+    assert checks["kubernetes"]["status"] == "ok", checks["kubernetes"]
+    nodes = http_json(f"http://127.0.0.1:{port}/api/v1/sustainability/nodes")
+    assert {n["name"] for n in nodes["nodes"]} >= {f.name for f in fake_nodes}
+
+
+def test_uninstall_removes_every_object_of_the_release(
+    release: Release, helm: Helm, control_plane: ControlPlane
+) -> None:
+    helm("uninstall", release.name, "--namespace", release.namespace, "--wait")
+
+    for obj in release.objects:
+        with pytest.raises(ApiStatusError) as gone:
+            control_plane.request("GET", api_path(obj, release.namespace))
+        assert gone.value.status == 404, f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+def test_install_with_the_redis_ci_values_needs_no_custom_resources(
+    redis_release: tuple[Release, str], control_plane: ControlPlane
+) -> None:
+    release, watched = redis_release
+    kinds = Counter(o["kind"] for o in release.objects)
+
+    assert kinds >= Counter({"Ingress": 1, "NetworkPolicy": 2, "Secret": 1, "ConfigMap": 1})
+    for obj in release.objects:
+        control_plane.request("GET", api_path(obj, release.namespace))
+    role = control_plane.request(
+        "GET",
+        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{watched}/roles",
+    )
+    assert len(role["items"]) == 1
+    webhook = control_plane.request(
+        "GET", api_path(release.one("Deployment", "webhook"), release.namespace)
+    )
+    assert webhook["status"]["readyReplicas"] == 3
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ServiceError,
+    reason="the chart passes reporter.watchNamespace as STELLAR_CARBON_REPORTER_POD_NAMESPACE, "
+    "which the reporter does not read: it lists pods cluster-wide, which the chart's RBAC "
+    "(a Role in that namespace) forbids, so its inventory never syncs",
+)
+def test_reporter_with_a_watch_namespace_runs_on_the_rights_the_chart_grants(
+    redis_release: tuple[Release, str],
+    control_plane: ControlPlane,
+    service_logs: list[LocalService],
+    tmp_path: Path,
+) -> None:
+    release, _ = redis_release
+    deployment = release.one("Deployment", "reporter")
+    port = free_port()
+    # Only the reporter's own settings: the release's carbon APIs, Redis and the mounted region
+    # overrides do not exist outside a cluster; carbon data comes from the mock provider.
+    reporter_env = {
+        name: value
+        for name, value in container_env(deployment).items()
+        if name.startswith("STELLAR_CARBON_REPORTER_")
+    }
+    assert "STELLAR_CARBON_REPORTER_POD_NAMESPACE" in reporter_env
+    env = {
+        **reporter_env,
+        **mock_carbon_env(),
+        "STELLAR_CARBON_REPORTER_HOST": "127.0.0.1",
+        "STELLAR_CARBON_REPORTER_PORT": str(port),
+        "KUBECONFIG": str(
+            service_account_kubeconfig(
+                control_plane,
+                release.namespace,
+                service_account_of(deployment),
+                tmp_path / "reporter-sa.kubeconfig",
+            )
+        ),
+    }
+    reporter = chart_process("chart-reporter", "reporter", env, tmp_path, service_logs)
+    health_url = f"http://127.0.0.1:{port}/api/v1/sustainability/health"
+
+    reporter.wait_until("health 200", lambda: http_get(health_url)[0] == 200, timeout=15)
+
+    checks = {c["name"]: c for c in http_json(health_url)["checks"]}
+    assert checks["kubernetes"]["status"] == "ok", checks["kubernetes"]

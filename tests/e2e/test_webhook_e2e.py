@@ -1,0 +1,400 @@
+"""The admission webhook as a real process against the real control plane.
+
+The webhook runs as ``python -m webhook`` with self-managed TLS: it creates its certificate Secret,
+writes its own CA into a MutatingWebhookConfiguration registered by loopback URL, and reads nodes
+through a kubeconfig. Carbon data comes from the custom HTTP provider pointed at a fake carbon API
+with fixed per-region values, so the greenest region is known; static annual averages back it up.
+The real kube-scheduler places the pods on kwok nodes in nine cloud regions.
+
+The module ends with the outage and the killed webhook, in that order, since both disturb the
+shared webhook (the last test restarts it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+from kubernetes_asyncio import client as k8s
+
+from shared.catalog import RegionCatalog
+from tests.e2e.cluster import KUBERNETES_VERSION, ControlPlane
+from tests.e2e.fleet import FakeNode
+from tests.e2e.kube import as_body, fresh_namespace, wait_for_admission, wait_for_pods
+from tests.e2e.services import (
+    READ_REPLICA,
+    REGION_LABEL,
+    CarbonApiThread,
+    LocalWebhook,
+    create_read_pool,
+    custom_api_carbon_env,
+    logs_on_failure,
+    placement_rows,
+    placement_table,
+    preference_weights,
+    read_replica_pod,
+    serve_namespace,
+    stellar_core_container,
+)
+from tests.fakes.custom_api import FakeCustomApi, Region
+
+pytestmark = pytest.mark.e2e
+
+# gCO2eq/kWh the fake carbon API reports, flat over the forecast. europe-west1 is the greenest;
+# us-west-2 is within 10 % of it (the default low-carbon band of the require policy); asia-east1
+# is the dirtiest and gets no preference at all.
+INTENSITIES: Final = {
+    "europe-west1": 60.0,
+    "us-west-2": 64.0,
+    "us-west1": 250.0,
+    "westeurope": 290.0,
+    "eu-central-1": 340.0,
+    "us-east-1": 380.0,
+    "eastus": 395.0,
+    "southeastasia": 470.0,
+    "asia-east1": 520.0,
+}
+RENEWABLE_PCT: Final = {"europe-west1": 71.0, "us-west-2": 88.0, "asia-east1": 9.5}
+GREENEST: Final = "europe-west1"
+DIRTIEST: Final = "asia-east1"
+LOW_CARBON: Final = ("europe-west1", "us-west-2")
+EXPECTED_RANKING: Final = ",".join(
+    f"{region}={round(value)}"
+    for region, value in sorted(INTENSITIES.items(), key=lambda kv: (kv[1], kv[0]))
+)
+
+RANKING: Final = "stellar.org/carbon-ranking"
+DECIDED_AT: Final = "stellar.org/carbon-decided-at"
+SOURCE: Final = "stellar.org/carbon-source"
+DECISION_ANNOTATIONS: Final = (RANKING, DECIDED_AT, SOURCE)
+PREFERRED: Final = "preferredDuringSchedulingIgnoredDuringExecution"
+REQUIRED: Final = "requiredDuringSchedulingIgnoredDuringExecution"
+
+
+def fake_carbon_api() -> FakeCustomApi:
+    return FakeCustomApi(
+        now=datetime.now(UTC),
+        regions={
+            region: Region(value, RENEWABLE_PCT.get(region))
+            for region, value in INTENSITIES.items()
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def carbon_api() -> Iterator[CarbonApiThread]:
+    with CarbonApiThread(fake_carbon_api()) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def webhook(
+    request: pytest.FixtureRequest,
+    control_plane: ControlPlane,
+    fake_nodes: tuple[FakeNode, ...],
+    carbon_api: CarbonApiThread,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LocalWebhook]:
+    with LocalWebhook(
+        control_plane,
+        name="carbon.e2e.stellar.org",
+        carbon=custom_api_carbon_env(carbon_api),
+        log_dir=tmp_path_factory.mktemp("webhook-logs"),
+    ) as webhook:
+        assert webhook.service is not None
+        with logs_on_failure(request.config, webhook.service):
+            yield webhook
+
+
+def probe_pod(name: str = "probe") -> dict[str, Any]:
+    """A read-replica pod for dry runs: what admission does to it shows the webhook's state."""
+    return read_replica_pod(name)
+
+
+def pod_annotations(pod: k8s.V1Pod) -> Mapping[str, str]:
+    return pod.metadata.annotations or {}
+
+
+def is_mutated(pod: k8s.V1Pod) -> bool:
+    return RANKING in pod_annotations(pod)
+
+
+@pytest.fixture
+async def carbon_namespace(kube_api: k8s.ApiClient, webhook: LocalWebhook) -> AsyncIterator[str]:
+    """A fresh namespace the webhook serves, once admission there demonstrably goes through it."""
+    async with fresh_namespace(kube_api, prefix="carbon-") as name:
+        await serve_namespace(kube_api, name)
+        yield name
+
+
+# --- workloads ----------------------------------------------------------------------------------
+
+
+def deployment(
+    name: str,
+    replicas: int,
+    *,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    affinity: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"containers": [stellar_core_container()]}
+    if affinity is not None:
+        spec["affinity"] = dict(affinity)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {
+                    "labels": {"app": name, **(labels or {})},
+                    "annotations": dict(annotations or {}),
+                },
+                "spec": spec,
+            },
+        },
+    }
+
+
+async def run_deployment(
+    api: k8s.ApiClient, namespace: str, manifest: Mapping[str, Any]
+) -> list[k8s.V1Pod]:
+    await k8s.AppsV1Api(api).create_namespaced_deployment(namespace, as_body(manifest))
+    name = manifest["metadata"]["name"]
+    return await wait_for_pods(
+        api, namespace, f"app={name}", count=manifest["spec"]["replicas"], timeout=90
+    )
+
+
+# --- reading pods back --------------------------------------------------------------------------
+
+
+def pod_dict(api: k8s.ApiClient, pod: k8s.V1Pod) -> dict[str, Any]:
+    """The pod as the API sends it (camelCase), to compare against manifests."""
+    serialized: dict[str, Any] = api.sanitize_for_serialization(pod)
+    return serialized
+
+
+def node_affinity(api: k8s.ApiClient, pod: k8s.V1Pod) -> dict[str, Any]:
+    affinity: dict[str, Any] = pod_dict(api, pod)["spec"].get("affinity", {})
+    terms: dict[str, Any] = affinity.get("nodeAffinity", {})
+    return terms
+
+
+def regions_of(pods: list[k8s.V1Pod], fleet: tuple[FakeNode, ...]) -> dict[str, str]:
+    """Pod name → region of the node it is bound to."""
+    regions = {node.name: node.region for node in fleet}
+    return {pod.metadata.name: regions[pod.spec.node_name] for pod in pods}
+
+
+def assert_untouched(api: k8s.ApiClient, pods: list[k8s.V1Pod]) -> None:
+    for pod in pods:
+        decided = [key for key in DECISION_ANNOTATIONS if key in pod_annotations(pod)]
+        assert decided == [], pod.metadata.name
+        assert node_affinity(api, pod) == {}, pod.metadata.name
+
+
+def assert_decided_now(pod: k8s.V1Pod, since: datetime) -> None:
+    decided = pod_annotations(pod)[DECIDED_AT]
+    assert decided.endswith("Z"), decided
+    at = datetime.fromisoformat(decided.replace("Z", "+00:00"))
+    assert since - timedelta(seconds=5) <= at <= datetime.now(UTC), decided
+
+
+def static_ranking() -> str:
+    """The ranking annotation the static annual averages give the nine regions."""
+    catalog = RegionCatalog.load()
+    annual: dict[str, float] = {}
+    for region in INTENSITIES:
+        info = catalog.resolve(region)
+        assert info is not None, region
+        assert info.annual_g_per_kwh is not None, region
+        annual[region] = info.annual_g_per_kwh
+    ordered = sorted(annual.items(), key=lambda kv: (kv[1], kv[0]))
+    return ",".join(f"{region}={round(value)}" for region, value in ordered)
+
+
+# --- tests --------------------------------------------------------------------------------------
+
+
+async def test_read_pool_replicas_carry_carbon_preferences_and_land_in_the_greenest_regions(
+    kube_api: k8s.ApiClient,
+    carbon_namespace: str,
+    fake_nodes: tuple[FakeNode, ...],
+    tmp_path: Path,
+) -> None:
+    started = datetime.now(UTC)
+    selector = await create_read_pool(kube_api, carbon_namespace, "ledger-read", replicas=4)
+
+    pods = await wait_for_pods(kube_api, carbon_namespace, selector, count=4, timeout=90)
+
+    placed = regions_of(pods, fake_nodes)
+    weights = preference_weights(node_affinity(kube_api, pods[0])[PREFERRED], REGION_LABEL)
+    table = placement_table(
+        placement_rows(
+            pod_nodes={p.metadata.name: p.spec.node_name for p in pods},
+            node_regions={n.name: n.region for n in fake_nodes},
+            region_clouds={n.region: n.cloud.value for n in fake_nodes},
+            intensities=INTENSITIES,
+            weights=weights,
+        ),
+        title=(
+            f"read pool ledger-read: {len(pods)} replicas placed by kube-scheduler "
+            f"{KUBERNETES_VERSION}; gCO2eq/kWh from the custom carbon API"
+        ),
+    )
+    report = tmp_path / "read-pool-placement.txt"
+    report.write_text(table + "\n")
+    print(f"\n{table}\n(written to {report})")
+
+    for pod in pods:
+        affinity = node_affinity(kube_api, pod)
+        pod_weights = preference_weights(affinity[PREFERRED], REGION_LABEL)
+        assert pod_weights == weights, pod.metadata.name
+        assert REQUIRED not in affinity, pod.metadata.name
+        assert pod_annotations(pod)[RANKING] == EXPECTED_RANKING
+        assert pod_annotations(pod)[SOURCE] == "http"
+        assert_decided_now(pod, started)
+    # Every region but the dirtiest is preferred, the greenest most, weights falling with intensity.
+    assert weights[GREENEST] == 100
+    assert set(weights) == set(INTENSITIES) - {DIRTIEST}
+    by_intensity = sorted(weights, key=INTENSITIES.__getitem__)
+    assert [weights[r] for r in by_intensity] == sorted(weights.values(), reverse=True)
+    assert all(1 <= w <= 100 for w in weights.values())
+    # The real scheduler followed the preferences: every replica sits in a low-carbon region.
+    assert set(placed.values()) <= set(LOW_CARBON), placed
+
+
+async def test_plain_deployment_without_the_read_replica_label_is_left_untouched(
+    kube_api: k8s.ApiClient, carbon_namespace: str, webhook: LocalWebhook
+) -> None:
+    before = webhook.admissions().get("skipped:not-selected", 0.0)
+
+    pods = await run_deployment(kube_api, carbon_namespace, deployment("horizon", 2))
+
+    assert_untouched(kube_api, pods)
+    # The webhook did see them, and chose to leave them alone.
+    assert webhook.admissions().get("skipped:not-selected", 0.0) - before >= 2
+
+
+async def test_read_replicas_that_opt_out_by_annotation_are_left_untouched(
+    kube_api: k8s.ApiClient, carbon_namespace: str, webhook: LocalWebhook
+) -> None:
+    before = webhook.admissions().get("skipped:opted-out", 0.0)
+    manifest = deployment(
+        "pinned-read",
+        2,
+        labels=READ_REPLICA,
+        annotations={"stellar.org/carbon-aware": "disabled"},
+    )
+
+    pods = await run_deployment(kube_api, carbon_namespace, manifest)
+
+    assert_untouched(kube_api, pods)
+    assert webhook.admissions().get("skipped:opted-out", 0.0) - before >= 2
+
+
+async def test_require_policy_restricts_replicas_to_the_low_carbon_regions_keeping_user_terms(
+    kube_api: k8s.ApiClient, carbon_namespace: str, fake_nodes: tuple[FakeNode, ...]
+) -> None:
+    # The user's own preference pulls towards the dirtiest region; require must still win.
+    user_term = {
+        "weight": 100,
+        "preference": {
+            "matchExpressions": [{"key": REGION_LABEL, "operator": "In", "values": [DIRTIEST]}]
+        },
+    }
+    manifest = deployment(
+        "strict-read",
+        3,
+        labels=READ_REPLICA,
+        annotations={"stellar.org/carbon-policy": "require"},
+        affinity={"nodeAffinity": {PREFERRED: [user_term]}},
+    )
+
+    pods = await run_deployment(kube_api, carbon_namespace, manifest)
+
+    for pod in pods:
+        affinity = node_affinity(kube_api, pod)
+        assert affinity[REQUIRED] == {
+            "nodeSelectorTerms": [
+                {
+                    "matchExpressions": [
+                        {"key": REGION_LABEL, "operator": "In", "values": sorted(LOW_CARBON)}
+                    ]
+                }
+            ]
+        }
+        assert affinity[PREFERRED][0] == user_term
+        assert preference_weights(affinity[PREFERRED][1:], REGION_LABEL)[GREENEST] == 100
+        assert pod_annotations(pod)[RANKING] == EXPECTED_RANKING
+    placed = regions_of(pods, fake_nodes)
+    assert set(placed.values()) <= set(LOW_CARBON), placed
+
+
+async def test_during_a_carbon_api_outage_pods_are_placed_on_stale_then_static_data(
+    kube_api: k8s.ApiClient,
+    carbon_namespace: str,
+    carbon_api: CarbonApiThread,
+) -> None:
+    core = k8s.CoreV1Api(kube_api)
+    expected_static = static_ranking()
+    carbon_api.outage = True
+    try:
+        # The provider keeps its last document for a while, then fails: values go stale.
+        await wait_for_admission(
+            kube_api,
+            carbon_namespace,
+            probe_pod(),
+            lambda p: pod_annotations(p).get(SOURCE) == "http(stale)",
+            timeout=75,
+        )
+        stale = await core.create_namespaced_pod(carbon_namespace, as_body(probe_pod("stale")))
+        # Past the maximum stale age the chain falls back to the static annual averages.
+        await wait_for_admission(
+            kube_api,
+            carbon_namespace,
+            probe_pod(),
+            lambda p: pod_annotations(p).get(SOURCE) == "static",
+            timeout=45,
+        )
+        static = await core.create_namespaced_pod(carbon_namespace, as_body(probe_pod("static")))
+        refused = carbon_api.refused
+    finally:
+        carbon_api.outage = False
+
+    assert refused > 0
+    assert pod_annotations(stale)[SOURCE] == "http(stale)"
+    assert pod_annotations(stale)[RANKING] == EXPECTED_RANKING  # the last good values
+    assert pod_annotations(static)[SOURCE] == "static"
+    assert pod_annotations(static)[RANKING] == expected_static
+    assert expected_static != EXPECTED_RANKING
+    for name in ("stale", "static"):
+        (placed,) = await wait_for_pods(kube_api, carbon_namespace, f"app={name}", count=1)
+        assert is_mutated(placed)
+
+
+async def test_pods_are_created_and_scheduled_while_the_webhook_process_is_killed(
+    kube_api: k8s.ApiClient,
+    carbon_namespace: str,
+    webhook: LocalWebhook,
+) -> None:
+    webhook.kill()
+    try:
+        selector = await create_read_pool(kube_api, carbon_namespace, "unguarded-read", 3)
+        pods = await wait_for_pods(kube_api, carbon_namespace, selector, count=3, timeout=90)
+    finally:
+        webhook.restart()
+
+    # failurePolicy Ignore: the API server admitted the pods unchanged and they were scheduled.
+    assert_untouched(kube_api, pods)
+    assert all(p.status.phase == "Running" for p in pods)
+    # And placement resumes once the webhook is back, with the CA it already published.
+    recovered = await wait_for_admission(kube_api, carbon_namespace, probe_pod(), is_mutated)
+    assert pod_annotations(recovered)[RANKING] == EXPECTED_RANKING
