@@ -80,6 +80,9 @@ class Helm:
             "HELM_CACHE_HOME": str(home / "cache"),
             "HELM_CONFIG_HOME": str(home / "config"),
             "HELM_DATA_HOME": str(home / "data"),
+            # The Kubernetes client keeps its discovery cache under $HOME/.kube: without HOME
+            # it would land in the working directory.
+            "HOME": str(home),
             "PATH": "/usr/bin:/bin",
         }
 

@@ -1,0 +1,131 @@
+"""``python -m bench [--quick] [--only admission,carbon,reporter,growth]``.
+
+Runs the chosen parts in order and writes ``bench/results/latest.json`` and ``latest.md``. With
+``--only``, parts not run keep their previous results in those files. ``--quick`` (a couple of
+minutes) shortens every measurement and skips the real-scheduler replay, which needs the
+control-plane binaries (``make bench`` provides them through ``STELLAR_CARBON_BIN``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from bench import admission, carbon, growth, reporter, results
+from shared.clock import rfc3339
+
+logger = logging.getLogger("bench")
+
+PARTS: dict[str, Callable[[bool], Awaitable[dict[str, Any]]]] = {
+    "admission": admission.run,
+    "carbon": lambda quick: carbon.run(quick, kube=not quick),
+    "reporter": reporter.run,
+    "growth": growth.run,
+}
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="stellar-carbon benchmarks; results in bench/results/latest.{json,md}",
+    )
+    parser.add_argument("--quick", action="store_true", help="short runs (under two minutes)")
+    parser.add_argument(
+        "--only",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run (default: all of {', '.join(PARTS)})",
+    )
+    args = parser.parse_args(argv)
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in PARTS]
+    if unknown or not chosen:
+        parser.error(f"--only takes {', '.join(PARTS)}; got {args.only!r}")
+    args.parts = chosen
+    return args
+
+
+async def _run(args: argparse.Namespace) -> bool:
+    previous = results.load()
+    mode = "quick" if args.quick else "full"
+    report: dict[str, Any] = {
+        "command": results.command_line(),
+        "mode": mode,
+        "started_at": rfc3339(datetime.now(UTC)),
+        "machine": results.machine(),
+        "parts": dict(previous.get("parts", {})),
+    }
+    ok = True
+    started = time.perf_counter()
+    for name in args.parts:
+        logger.info("running %s (%s)", name, mode)
+        began = time.perf_counter()
+        entry: dict[str, Any] = {"mode": mode, "ran_at": rfc3339(datetime.now(UTC))}
+        try:
+            entry["result"] = await PARTS[name](args.quick)
+        except Exception as e:
+            ok = False
+            entry["error"] = f"{type(e).__name__}: {e}"
+            traceback.print_exc()
+        entry["seconds"] = round(time.perf_counter() - began, 1)
+        report["parts"][name] = entry
+        logger.info("%s done in %.0fs", name, entry["seconds"])
+        report["finished_at"] = rfc3339(datetime.now(UTC))
+        report["seconds"] = round(time.perf_counter() - started, 1)
+        report.update(_headline(report["parts"]))
+        results.save(report)
+    logger.info("results in %s and %s", results.JSON_FILE, results.MARKDOWN_FILE)
+    return ok
+
+
+def _headline(parts: dict[str, Any]) -> dict[str, Any]:
+    """The top-level keys other tools read: admission.ratio, carbon.fraction_of_oracle, ..."""
+
+    def result(name: str) -> dict[str, Any]:
+        value: dict[str, Any] = parts.get(name, {}).get("result", {})
+        return value
+
+    headline: dict[str, Any] = {}
+    if result("admission"):
+        r = result("admission")
+        headline["admission"] = {
+            "ratio": r["ratio"],
+            "capacity_ratio": r["capacity_ratio"],
+            "p99_ms": r["p99_ms"],
+        }
+    if result("carbon"):
+        r = result("carbon")
+        headline["carbon"] = {
+            "reduction_vs_agnostic": r["reduction_vs_agnostic"],
+            "fraction_of_oracle": r["fraction_of_oracle"],
+            "basis": r["basis"],
+        }
+    if result("reporter"):
+        r = result("reporter")
+        headline["reporter"] = {
+            "nodes_p99_ms": r["nodes_p99_ms"],
+            "metrics_p99_ms": r["metrics_p99_ms"],
+            "rss_mb": r["rss_mb"],
+            "provider_calls_per_hour": r["provider_calls"]["calls_per_hour"],
+        }
+    if result("growth"):
+        headline["growth"] = result("growth")["growth_factor"]
+    return headline
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logger.setLevel(logging.INFO)
+    logging.getLogger("bench").setLevel(logging.INFO)
+    sys.exit(0 if asyncio.run(_run(args)) else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,335 @@
+"""Writing results: ``bench/results/latest.json`` and a Markdown rendering, ``latest.md``."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+JSON_FILE = RESULTS / "latest.json"
+MARKDOWN_FILE = RESULTS / "latest.md"
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def load() -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(JSON_FILE.read_text())
+        return data
+    except (OSError, ValueError):
+        return {}
+
+
+def save(results: Mapping[str, Any]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    _write(JSON_FILE, json.dumps(results, indent=2) + "\n")
+    _write(MARKDOWN_FILE, markdown(results))
+
+
+def _write(path: Path, text: str) -> None:
+    scratch = path.with_suffix(path.suffix + ".tmp")
+    scratch.write_text(text)
+    scratch.replace(path)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "**met**" if value else "**not met**"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f} %"
+
+
+def markdown(results: Mapping[str, Any]) -> str:
+    lines = ["# Benchmark results", ""]
+    info = results.get("machine", {})
+    lines += [
+        f"Command: `{results.get('command', '')}` · mode: {results.get('mode', '')} · "
+        f"finished {results.get('finished_at', '')}",
+        "",
+        f"Machine: {info.get('cpu_model')} · {info.get('cores')} cores · Python "
+        f"{info.get('python')} · load average at start {info.get('load_average_at_start')}",
+        "",
+        "Method and baselines: docs/benchmarks.md.",
+        "",
+    ]
+    parts = results.get("parts", {})
+    for name, render in (
+        ("admission", _admission),
+        ("carbon", _carbon),
+        ("reporter", _reporter),
+        ("growth", _growth),
+    ):
+        part = parts.get(name)
+        if part is None:
+            continue
+        lines.append(f"## {name.capitalize()}")
+        lines.append("")
+        lines.append(f"Mode {part.get('mode')}, {part.get('seconds')} s, run {part.get('ran_at')}.")
+        lines.append("")
+        if "error" in part:
+            lines += [f"**Failed:** `{part['error']}`", ""]
+            continue
+        try:
+            lines += render(part["result"])
+        except (KeyError, TypeError, ValueError) as e:
+            # A part kept from an older run may lack fields this renderer expects.
+            lines += [f"(not rendered: {type(e).__name__} {e}; see latest.json)", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _admission(r: Mapping[str, Any]) -> list[str]:
+    rows = [
+        [
+            run["payload"],
+            run["concurrency"],
+            run["floor"]["throughput_per_s"],
+            run["webhook"]["throughput_per_s"],
+            run["ratio"],
+            run["capacity_ratio"],
+            run["floor"]["server_cpu_ms_per_request"],
+            run["webhook"]["server_cpu_ms_per_request"],
+            f"{run['floor']['p50_ms']:.2f} / {run['floor']['p99_ms']:.2f}",
+            f"{run['webhook']['p50_ms']:.2f} / {run['webhook']['p99_ms']:.2f}",
+        ]
+        for run in r["runs"]
+    ]
+    lines = _table(
+        [
+            "payload",
+            "concurrency",
+            "floor req/s",
+            "webhook req/s",
+            "ratio b/a",
+            "CPU ratio",
+            "floor CPU ms/req",
+            "webhook CPU ms/req",
+            "floor p50/p99 ms",
+            "webhook p50/p99 ms",
+        ],
+        rows,
+    )
+    fixed = r["fixed_rate"]
+    lines += [f"Fixed rate {fixed['rate_per_s']:g} req/s for {fixed['seconds']:g} s:", ""]
+    lines += _table(
+        ["server", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "server CPU"],
+        [
+            [
+                name,
+                fixed[name]["p50_ms"],
+                fixed[name]["p90_ms"],
+                fixed[name]["p99_ms"],
+                fixed[name]["max_ms"],
+                fixed[name]["errors"],
+                _pct(fixed[name]["server_cpu_utilisation"]),
+            ]
+            for name in ("floor", "webhook")
+        ],
+    )
+    lines += _targets(r["targets"])
+    return lines
+
+
+def _carbon(r: Mapping[str, Any]) -> list[str]:
+    fleet = r["fleet"]
+    lines = [
+        f"{len(r['regions'])} regions, {fleet['nodes']} nodes, {fleet['free_replica_slots']} free "
+        f"replica slots, about {fleet['reference_concurrency']} replicas alive; weeks "
+        f"{', '.join(r['weeks'])}; pods per week {r['pods_per_week']}.",
+        "",
+    ]
+    lines += _policy_table(r["policies"])
+    kube = r.get("kube_scheduler")
+    if kube:
+        lines += [
+            f"Real kube-scheduler, weeks {', '.join(kube['weeks'])}: {kube['pods_created']} pods "
+            f"created per policy, in {kube['decision_points']} of the replayed hours (control "
+            f"plane up in {kube['control_plane_startup_s']} s). Same-week model rows for "
+            "reference.",
+            "",
+        ]
+        lines += _policy_table(kube["policies"])
+        adherence = [
+            [
+                policy,
+                run["pods_mutated"],
+                run["pods_bound"],
+                run.get("adherence", {}).get("followed_best_available_term"),
+                run.get("adherence", {}).get("mean_node_affinity_points_given_up"),
+                run["seconds"],
+            ]
+            for policy, run in kube["runs"].items()
+        ]
+        lines += _table(
+            [
+                "run",
+                "pods mutated",
+                "pods bound",
+                "followed best available term",
+                "NodeAffinity points given up (of 200)",
+                "seconds",
+            ],
+            adherence,
+        )
+    if r.get("sweep"):
+        lines += ["Sensitivity to the read pool's size (all weeks, models):", ""]
+        rows = []
+        for concurrency, policies in r["sweep"].items():
+            for name, row in policies.items():
+                rows.append(
+                    [
+                        concurrency,
+                        name,
+                        row["g_per_replica_hour"],
+                        _pct(row["reduction_vs_agnostic"]),
+                        _pct(row["fraction_of_oracle"]),
+                        _pct(row["unserved_share"]),
+                    ]
+                )
+        lines += _table(
+            ["replicas", "policy", "g/replica-h", "reduction", "of oracle", "unserved"], rows
+        )
+    lines += [f"Targets (basis: {r['basis']}):", ""]
+    target = r["targets"]
+    lines += _table(
+        ["policy", "reduction vs agnostic", "fraction of oracle", "unserved", "verdict"],
+        [
+            [
+                policy,
+                _pct(target[policy]["reduction_vs_agnostic"]),
+                _pct(target[policy]["fraction_of_oracle"]),
+                _pct(target[policy]["unserved_share"]),
+                target[policy]["met"],
+            ]
+            for policy in ("prefer", "require")
+        ],
+    )
+    return lines
+
+
+def _policy_table(policies: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    return _table(
+        [
+            "policy",
+            "g/replica-h",
+            "kg total",
+            "reduction vs agnostic",
+            "of oracle's savings",
+            "unserved",
+            "where (share of hours)",
+        ],
+        [
+            [
+                name,
+                row["g_per_replica_hour"],
+                row["kg_total"],
+                _pct(row["reduction_vs_agnostic"]),
+                _pct(row["fraction_of_oracle"]),
+                _pct(row["unserved_share"]),
+                ", ".join(f"{k} {v:.0%}" for k, v in row["top_regions_by_hours"].items()),
+            ]
+            for name, row in policies.items()
+        ],
+    )
+
+
+def _reporter(r: Mapping[str, Any]) -> list[str]:
+    lines = [
+        f"{r['nodes']} nodes, {r['pods']} pods; ready in {r['startup_s']} s; first request "
+        f"(builds the view) {r['first_request_ms']} ms.",
+        "",
+    ]
+    lines += _table(
+        ["endpoint (sequential requests)", "p50 ms", "p99 ms", "req/s"],
+        [
+            [
+                name,
+                r["endpoints"][name]["p50_ms"],
+                r["endpoints"][name]["p99_ms"],
+                r["endpoints"][name]["throughput_per_s"],
+            ]
+            for name in ("nodes", "nodes_all", "metrics_summary", "prometheus")
+        ],
+    )
+    calls = r["provider_calls"]
+    lines += [
+        f"RSS: reporter {r['rss_mb']['reporter']} MiB, webhook {r['rss_mb']['webhook']} MiB "
+        f"(webhook admissions at this size: p50 {r['webhook_admissions_at_scale']['p50_ms']} ms, "
+        f"p99 {r['webhook_admissions_at_scale']['p99_ms']} ms).",
+        "",
+        f"Upstream calls: {calls['calls_per_hour']} per hour for {calls['zones']} zones "
+        f"({calls['regions']} regions) while serving {calls['requests_served']} requests "
+        f"({calls['simulated_hours']} simulated hours at x{calls['time_scale']:g}); at most "
+        f"{calls['expected_at_most_per_hour']:g} expected ({calls['expected_basis']}); "
+        f"{calls['startup_calls']} at startup.",
+        "",
+    ]
+    return lines
+
+
+def _growth(r: Mapping[str, Any]) -> list[str]:
+    operations = ("ranking", "mutation", "nodes_view", "nodes_page")
+    rows = [
+        [
+            size,
+            row["regions"],
+            *(
+                f"{row[name]['ms']:.3f} ms / {row[name]['peak_kib']:,.0f} KiB"
+                for name in operations
+            ),
+        ]
+        for size, row in r["sizes"].items()
+    ]
+    lines = _table(["nodes", "regions", *operations], rows)
+    lines += [
+        f"Growth ({r['growth_basis']}): "
+        + ", ".join(f"{name} x{factor}" for name, factor in r["growth_factor"].items()),
+        "",
+    ]
+    return lines
+
+
+def _targets(targets: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    return _table(
+        ["target", "wanted", "measured", "verdict"],
+        [[name, t["target"], t["value"], t["met"]] for name, t in targets.items()],
+    )
+
+
+def command_line() -> str:
+    return " ".join(["python -m bench", *sys.argv[1:]])
