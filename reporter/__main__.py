@@ -93,7 +93,7 @@ def _inventory(
 ) -> RunningInventory:
     if api is None:
         return demo_inventory(settings.carbon.region_label)
-    return runtime.kube_inventory(api, watch_pods=True)
+    return runtime.kube_inventory(api, watch_pods=True, pod_namespace=settings.pod_namespace)
 
 
 def _carbon_and_inventory(runtime: CarbonRuntime, inventory: RunningInventory) -> CleanupContext:

@@ -33,6 +33,9 @@ class ReporterSettings:
     """Nodes per page when ``/nodes`` is called without ``limit`` [DEFAULT_PAGE_SIZE]."""
     inventory: InventorySource = "kubernetes"
     """Where nodes and pods come from: the Kubernetes API or the built-in demo [INVENTORY]."""
+    pod_namespace: str | None = None
+    """Watch Stellar pods in this namespace only (the chart's least-privilege Role); unset
+    watches every namespace [POD_NAMESPACE]."""
     node_metrics: bool = False
     """Read node CPU usage from metrics.k8s.io for the power model (else 50 %) [NODE_METRICS]."""
     node_metrics_interval_seconds: float = 60.0

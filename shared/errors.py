@@ -54,9 +54,10 @@ class NoForecast(ProviderError):
     """The provider cannot forecast this zone (e.g. Electricity Maps free tier). Not a fault."""
 
 
-class CatalogError(CarbonError):
-    """A region override file or catalog entry is invalid."""
-
-
 class ConfigError(CarbonError):
     """Settings are invalid; raised at startup with a message naming the setting."""
+
+
+class CatalogError(ConfigError):
+    """A region override file or catalog entry is invalid (a configuration error: the process
+    stops at startup with the file and entry named)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from kubernetes_asyncio.client import ApiClient
 
@@ -21,7 +22,7 @@ from shared.inventory import Inventory, RunningInventory
 from shared.kube import KubeInventory
 from shared.providers.base import CarbonProvider
 from shared.providers.carbonaware import CarbonAwareSdkProvider
-from shared.providers.custom_http import CustomHttpProvider
+from shared.providers.custom_http import DEFAULT_CACHE_TTL, CustomHttpProvider
 from shared.providers.electricitymaps import ElectricityMapsProvider
 from shared.providers.mock import MockProvider
 from shared.providers.static import StaticProvider
@@ -67,6 +68,9 @@ def build_provider(name: str, settings: CarbonSettings, clock: Clock) -> CarbonP
             token=settings.custom_token,
             timeout=timeout,
             clock=clock,
+            # The document is shared by every region of one refresh cycle; never let it outlive
+            # the freshness a current value is allowed.
+            cache_ttl=min(DEFAULT_CACHE_TTL, timedelta(seconds=settings.current_ttl)),
         )
     if name == "mock":
         return MockProvider(clock=clock, seed=settings.mock_seed)
@@ -89,7 +93,9 @@ class CarbonRuntime:
         """Track every region the cluster has nodes in, plus the configured extra regions."""
         self.refresher.track(regions_of(inventory))
 
-    def kube_inventory(self, api: ApiClient, *, watch_pods: bool = False) -> KubeInventory:
+    def kube_inventory(
+        self, api: ApiClient, *, watch_pods: bool = False, pod_namespace: str | None = None
+    ) -> KubeInventory:
         """A list+watch inventory whose node changes keep the tracked regions current, so a node
         in a new region gets carbon data at once."""
         inventory: KubeInventory | None = None
@@ -102,6 +108,7 @@ class CarbonRuntime:
             api,
             extra_region_key=self.settings.region_label,
             watch_pods=watch_pods,
+            pod_namespace=pod_namespace,
             on_change=changed,
         )
         return inventory

@@ -34,7 +34,6 @@ from tests.e2e.services import (
     REPO,
     FailureLogs,
     LocalService,
-    ServiceError,
     create_namespace,
     delete_namespace,
     http_get,
@@ -456,13 +455,6 @@ def test_install_with_the_redis_ci_values_needs_no_custom_resources(
     assert webhook["status"]["readyReplicas"] == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ServiceError,
-    reason="the chart passes reporter.watchNamespace as STELLAR_CARBON_REPORTER_POD_NAMESPACE, "
-    "which the reporter does not read: it lists pods cluster-wide, which the chart's RBAC "
-    "(a Role in that namespace) forbids, so its inventory never syncs",
-)
 def test_reporter_with_a_watch_namespace_runs_on_the_rights_the_chart_grants(
     redis_release: tuple[Release, str],
     control_plane: ControlPlane,

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,3 +53,25 @@ def test_a_bad_setting_exits_with_a_message_naming_it(
         main()
     assert exited.value.code == 2
     assert "STELLAR_CARBON_REPORTER_PORT" in capsys.readouterr().err
+
+
+def test_an_unreadable_region_override_file_stops_the_reporter_with_a_message(
+    tmp_path: Path, unused_tcp_port: int
+) -> None:
+    missing = tmp_path / "regions.yaml"
+    done = subprocess.run(
+        [sys.executable, "-m", "reporter"],
+        env={
+            **os.environ,
+            "STELLAR_CARBON_REPORTER_INVENTORY": "demo",
+            "STELLAR_CARBON_REPORTER_PORT": str(unused_tcp_port),
+            "STELLAR_CARBON_REGION_OVERRIDES": str(missing),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "regions.yaml" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -23,9 +23,11 @@ def test_variables_override_defaults() -> None:
             "STELLAR_CARBON_REPORTER_INVENTORY": "Demo",
             "STELLAR_CARBON_REPORTER_NODE_METRICS": "true",
             "STELLAR_CARBON_REPORTER_DEFAULT_PAGE_SIZE": "100",
+            "STELLAR_CARBON_REPORTER_POD_NAMESPACE": "stellar",
             "STELLAR_CARBON_EXTRA_REGIONS": "eu-north-1,us-west-2",
         }
     )
+    assert settings.pod_namespace == "stellar"
     assert settings.port == 9191
     assert settings.inventory == "demo"
     assert settings.node_metrics is True
