@@ -179,6 +179,12 @@ async def health(request: web.Request) -> web.Response:
     return _json(body, status)
 
 
+async def liveness(request: web.Request) -> web.Response:
+    """The process answers: all a liveness probe should ask. Readiness (data, Kubernetes) is
+    ``/api/v1/sustainability/health``; a provider outage must not restart the pod."""
+    return web.Response(text="ok\n")
+
+
 async def openapi_document(request: web.Request) -> web.Response:
     return web.Response(body=openapi.document_json(), content_type="application/json")
 
@@ -200,3 +206,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{API}/openapi.json", openapi_document, name="openapi")
     app.router.add_get("/openapi.json", openapi_document, name="openapi-root")
     app.router.add_get("/metrics", prometheus, name="prometheus")
+    app.router.add_get("/healthz", liveness, name="liveness")

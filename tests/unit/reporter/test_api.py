@@ -487,3 +487,10 @@ async def test_pods_without_nodes_do_not_break_anything(reporter_client: ClientF
     assert status == 200
     assert body["readReplicas"]["total"] == 1
     assert body["readReplicas"]["placed"] == 0
+
+
+async def test_liveness_answers_even_without_carbon_data(reporter_client: ClientFactory) -> None:
+    client = await reporter_client(carbon_snapshot=snapshot(), cluster=Cluster(synced=False))
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert await response.text() == "ok\n"
