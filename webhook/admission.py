@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from shared.clock import Clock
 from shared.inventory import NodeInfo
-from shared.models import Freshness
-from shared.ranking import Ranking, low_carbon_set, preference_terms, rank
+from shared.ranking import Ranking
 from shared.snapshot import CarbonSnapshot
-from webhook.eligibility import eligible_regions
+from webhook.decisions import DecisionCache, region_list
 from webhook.errors import MutationError
 from webhook.mutation import already_decided, mutate
 from webhook.review import AdmissionRequest, JsonPatchOp, ResponseReview, allow
@@ -29,9 +28,6 @@ logger = logging.getLogger(__name__)
 
 MUTATED = "mutated"
 ERROR = "error"
-
-_LIST_LIMIT = 4
-"""Region names spelled out in one warning before it says ``+N more``."""
 
 
 class Skip(enum.StrEnum):
@@ -71,10 +67,22 @@ def admit(
     nodes: Callable[[], Mapping[str, NodeInfo]],
     placement: Placement,
     clock: Clock,
+    cache: DecisionCache | None = None,
 ) -> Admission:
-    """Decide on one validated request. Never raises."""
+    """Decide on one validated request. Never raises.
+
+    ``cache`` remembers eligibility and rankings between calls (the server keeps one); without
+    it, everything is computed for this request alone, with the same result.
+    """
     try:
-        return _decide(request, carbon=carbon, nodes=nodes, placement=placement, now=clock())
+        return _decide(
+            request,
+            carbon=carbon,
+            nodes=nodes,
+            placement=placement,
+            now=clock(),
+            cache=cache if cache is not None else DecisionCache(max_entries=1),
+        )
     except MutationError as e:
         logger.warning("left %s (uid %s) unchanged: %s", request.display_name, request.uid, e)
         return _skipped(request, Skip.UNSUPPORTED_SHAPE, [f"carbon-aware placement skipped: {e}"])
@@ -97,6 +105,7 @@ def _decide(
     nodes: Callable[[], Mapping[str, NodeInfo]],
     placement: Placement,
     now: datetime,
+    cache: DecisionCache,
 ) -> Admission:
     decision = should_mutate(request, default_policy=placement.default_policy)
     warnings = list(decision.warnings)
@@ -107,47 +116,51 @@ def _decide(
 
     if already_decided(pod):
         return _skipped(request, Skip.ALREADY_DECIDED, warnings)
-    eligibility = eligible_regions(pod, nodes().values())
+    eligibility, regions_key = cache.eligibility(pod, nodes())
     if eligibility.region_key is None or not eligibility.regions:
         warnings.append(
             "carbon-aware placement skipped: no schedulable node with a region label fits this pod"
         )
         return _skipped(request, Skip.NO_ELIGIBLE_NODES, warnings)
 
-    ranking = rank(carbon(), eligibility.regions, now=now, horizon_hours=placement.horizon_hours)
+    choice = cache.choice(
+        carbon(),
+        eligibility,
+        regions_key,
+        now=now,
+        horizon_hours=placement.horizon_hours,
+        low_carbon_fraction=placement.low_carbon_fraction,
+    )
+    ranking = choice.ranking
     if not ranking.scores:
         warnings.append(
-            f"carbon-aware placement skipped: no carbon data for {_names(ranking.unranked)}"
+            f"carbon-aware placement skipped: no carbon data for {region_list(ranking.unranked)}"
         )
         return _skipped(request, Skip.NO_CARBON_DATA, warnings)
-    warnings.extend(data_quality_warnings(ranking))
+    warnings.extend(choice.warnings)
 
-    terms = preference_terms(ranking)
-    low_carbon = tuple(
-        region
-        for region in low_carbon_set(ranking, fraction=placement.low_carbon_fraction)
-        if eligibility.regions.get(region, 0) > 0
-    )
-    if decision.policy is Policy.REQUIRE and not low_carbon:
+    if decision.policy is Policy.REQUIRE and not choice.low_carbon:
         warnings.append("carbon-policy require: no low-carbon region has schedulable nodes")
     patch = mutate(
         pod,
         ranking,
-        terms,
+        choice.terms,
         policy=decision.policy,
         region_key=eligibility.region_key,
         now=now,
-        low_carbon=low_carbon,
+        low_carbon=choice.low_carbon,
+        annotations=choice.annotations(cache.decided_at(now)),
     )
     if not patch:
         return _skipped(request, Skip.ALREADY_DECIDED, warnings)
-    logger.info(
-        "placing %s (uid %s) policy=%s ranking=%s",
-        request.display_name,
-        request.uid,
-        decision.policy,
-        ranking.annotation(),
-    )
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "placing %s (uid %s) policy=%s ranking=%s",
+            request.display_name,
+            request.uid,
+            decision.policy,
+            ranking.annotation(),
+        )
     return Admission(
         response=allow(request, patch=patch, warnings=warnings),
         outcome=MUTATED,
@@ -157,29 +170,9 @@ def _decide(
     )
 
 
-def data_quality_warnings(ranking: Ranking) -> list[str]:
-    """Say when the ranking rests on stale or static data, or leaves regions out."""
-    warnings: list[str] = []
-    stale = [s.region for s in ranking.scores if s.freshness is Freshness.STALE]
-    static = [s.region for s in ranking.scores if s.freshness is Freshness.STATIC]
-    if stale:
-        warnings.append(f"carbon data is stale (last good values) for {_names(stale)}")
-    if static:
-        warnings.append(f"carbon data is a static annual average for {_names(static)}")
-    if ranking.unranked:
-        warnings.append(f"no carbon data, not ranked: {_names(ranking.unranked)}")
-    return warnings
-
-
 def _skipped(request: AdmissionRequest, reason: enum.StrEnum, warnings: list[str]) -> Admission:
     return Admission(
         response=allow(request, warnings=warnings),
         outcome=f"skipped:{reason.value}",
         warnings=tuple(warnings),
     )
-
-
-def _names(regions: Iterable[str]) -> str:
-    names = list(regions)
-    shown = ", ".join(names[:_LIST_LIMIT])
-    return shown if len(names) <= _LIST_LIMIT else f"{shown} +{len(names) - _LIST_LIMIT} more"

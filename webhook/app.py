@@ -21,9 +21,10 @@ from shared.inventory import Inventory
 from shared.ranking import DEFAULT_HORIZON_HOURS
 from shared.snapshot import CarbonSnapshot
 from webhook.admission import Placement, admit
+from webhook.decisions import DecisionCache
 from webhook.errors import BadReview
 from webhook.metrics import WebhookMetrics
-from webhook.review import parse_review
+from webhook.review import encode_review, parse_review
 from webhook.settings import WebhookSettings
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ _SNAPSHOT_SOURCE: web.AppKey[SnapshotSource] = web.AppKey("snapshot_source")
 _INVENTORY = web.AppKey("inventory", Inventory)
 _CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 _PLACEMENT = web.AppKey("placement", Placement)
+_DECISIONS = web.AppKey("decisions", DecisionCache)
 METRICS = web.AppKey("metrics", WebhookMetrics)
 
 
@@ -58,6 +60,7 @@ def create_app(
         horizon_hours=horizon_hours,
         low_carbon_fraction=settings.low_carbon_fraction,
     )
+    app[_DECISIONS] = DecisionCache()
     app[METRICS] = metrics or WebhookMetrics()
     app.router.add_post(MUTATE_PATH, _mutate)
     return app
@@ -85,8 +88,6 @@ def create_health_app(
 async def _mutate(request: web.Request) -> web.Response:
     started = time.perf_counter()
     app = request.app
-    # The API server appends ``?timeout=Ns``; the answer takes microseconds, so it is only logged.
-    timeout = request.query.get("timeout")
     body = await request.read()
     try:
         review = parse_review(body)
@@ -100,16 +101,22 @@ async def _mutate(request: web.Request) -> web.Response:
         nodes=lambda: app[_INVENTORY].nodes,
         placement=app[_PLACEMENT],
         clock=app[_CLOCK],
+        cache=app[_DECISIONS],
     )
     app[METRICS].observe(admission.outcome, time.perf_counter() - started)
-    logger.debug(
-        "%s uid=%s outcome=%s timeout=%s",
-        review.display_name,
-        review.uid,
-        admission.outcome,
-        timeout,
+    if logger.isEnabledFor(logging.DEBUG):
+        # The API server appends ``?timeout=Ns``; the answer takes microseconds, so it is only
+        # logged (and the query only parsed when it is).
+        logger.debug(
+            "%s uid=%s outcome=%s timeout=%s",
+            review.display_name,
+            review.uid,
+            admission.outcome,
+            request.query.get("timeout"),
+        )
+    return web.Response(
+        body=encode_review(admission.response), content_type="application/json", charset="utf-8"
     )
-    return web.json_response(admission.response)
 
 
 async def _healthz(request: web.Request) -> web.Response:

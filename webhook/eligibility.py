@@ -73,19 +73,22 @@ class Constraints:
 
     def admits(self, node: NodeInfo) -> bool:
         """The scheduler's filters for this pod would let it onto ``node``."""
+        # Plain loops rather than any()/all() over generators: this runs once per node, and a
+        # cluster has thousands.
         if not node.schedulable:
             return False
-        if any(node.labels.get(key) != value for key, value in self.node_selector.items()):
-            return False
+        labels = node.labels
+        for key, value in self.node_selector.items():
+            if labels.get(key) != value:
+                return False
         if self.required_terms is not None and not any(
             term_matches(term, node) for term in self.required_terms
         ):
             return False
-        return all(
-            tolerated(self.tolerations, taint)
-            for taint in node.taints
-            if taint.effect in _HARD_EFFECTS
-        )
+        for taint in node.taints:
+            if taint.effect in _HARD_EFFECTS and not tolerated(self.tolerations, taint):
+                return False
+        return True
 
 
 def eligible_regions(pod: Mapping[str, Any], nodes: Iterable[NodeInfo]) -> Eligibility:
@@ -109,9 +112,14 @@ def region_key(nodes: Sequence[NodeInfo]) -> str | None:
     regioned = [node for node in nodes if node.region_label]
     if not regioned:
         return None
-    reported = Counter(node.region_label for node in regioned if node.region_label)
+    reported = {node.region_label for node in regioned if node.region_label}
     candidates = [*REGION_LABELS, *sorted(k for k in reported if k not in REGION_LABELS)]
-    carried = {key: sum(1 for node in regioned if node.labels.get(key)) for key in candidates}
+    carried = dict.fromkeys(candidates, 0)
+    for node in regioned:
+        labels = node.labels
+        for key in candidates:
+            if labels.get(key):
+                carried[key] += 1
     for key in candidates:
         if carried[key] == len(regioned):
             return key

@@ -33,6 +33,8 @@ class WebhookMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        # One child per outcome label, looked up once: ``labels()`` takes a lock on every call.
+        self._outcomes: dict[str, Counter] = {}
         self.latency = Histogram(
             "stellar_carbon_webhook_admission_duration_seconds",
             "Time from receiving an AdmissionReview to having its response ready.",
@@ -87,7 +89,10 @@ class WebhookMetrics:
         self.inventory_nodes.set_function(nodes)
 
     def observe(self, outcome: str, seconds: float) -> None:
-        self.admissions.labels(outcome=outcome).inc()
+        counter = self._outcomes.get(outcome)
+        if counter is None:
+            counter = self._outcomes[outcome] = self.admissions.labels(outcome=outcome)
+        counter.inc()
         self.latency.observe(seconds)
 
     def exposition(self) -> bytes:

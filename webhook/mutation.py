@@ -52,20 +52,22 @@ def mutate(
     region_key: str,
     now: datetime,
     low_carbon: Sequence[str] = (),
+    annotations: Mapping[str, str] | None = None,
 ) -> list[JsonPatchOp]:
     """The JSON patch that applies a placement decision to ``pod``; ``[]`` when there is none.
 
     ``terms`` become preferred node-affinity terms on ``region_key``. Under ``Policy.REQUIRE`` a
     non-empty ``low_carbon`` (regions the caller checked have schedulable eligible nodes) also
     becomes a required constraint. A pod that already carries the decision annotations, or all of
-    the terms this call would add, yields no patch: the mutation is idempotent.
+    the terms this call would add, yields no patch: the mutation is idempotent. ``annotations``
+    are ``decision_annotations(ranking, now)`` when the caller has the texts at hand already.
     """
     if already_decided(pod) or not ranking.scores:
         return []
     our_terms = [preferred_term(term, region_key) for term in terms]
     node_affinity = _member(pod, "spec", "affinity", "nodeAffinity")
     existing_preferred = _list_at(node_affinity, PREFERRED, f"nodeAffinity.{PREFERRED}")
-    if our_terms and all(term in existing_preferred for term in our_terms):
+    if our_terms and existing_preferred and all(term in existing_preferred for term in our_terms):
         return []
     requirement = (
         region_requirement(region_key, low_carbon)
@@ -73,7 +75,9 @@ def mutate(
         else None
     )
     ops = _affinity_ops(pod, our_terms, requirement)
-    ops.extend(_annotation_ops(pod, decision_annotations(ranking, now)))
+    if annotations is None:
+        annotations = decision_annotations(ranking, now)
+    ops.extend(_annotation_ops(pod, annotations))
     return ops
 
 
@@ -105,10 +109,16 @@ def region_requirement(region_key: str, regions: Sequence[str]) -> dict[str, Any
 
 def decision_annotations(ranking: Ranking, now: datetime) -> dict[str, str]:
     """What the decision was based on: the ranking, when, and which sources."""
+    return annotations_from(ranking.annotation(), ",".join(ranking.sources()), rfc3339(now))
+
+
+def annotations_from(ranking_text: str, sources_text: str, decided_at: str) -> dict[str, str]:
+    """``decision_annotations`` from its texts (``Ranking.annotation``, the sources joined by
+    commas, ``rfc3339(now)``), for callers that keep them with a ranking they reuse."""
     return {
-        RANKING_ANNOTATION: ranking.annotation(),
-        DECIDED_AT_ANNOTATION: rfc3339(now),
-        SOURCE_ANNOTATION: ",".join(ranking.sources()),
+        RANKING_ANNOTATION: ranking_text,
+        DECIDED_AT_ANNOTATION: decided_at,
+        SOURCE_ANNOTATION: sources_text,
     }
 
 
@@ -182,16 +192,23 @@ def _required_ops(
     return ops
 
 
-def _annotation_ops(pod: Mapping[str, Any], annotations: dict[str, str]) -> list[JsonPatchOp]:
+def _annotation_ops(pod: Mapping[str, Any], annotations: Mapping[str, str]) -> list[JsonPatchOp]:
     if pod.get("metadata") is None:
-        return [_add("/metadata", {"annotations": annotations})]
+        return [_add("/metadata", {"annotations": dict(annotations)})]
     metadata = _as_object(pod.get("metadata"), "metadata")
     if metadata.get("annotations") is None:
-        return [_add("/metadata/annotations", annotations)]
+        return [_add("/metadata/annotations", dict(annotations))]
     return [
-        _add(f"/metadata/annotations/{pointer_token(key)}", value)
+        _add(_ANNOTATION_PATHS.get(key) or _annotation_path(key), value)
         for key, value in annotations.items()
     ]
+
+
+def _annotation_path(key: str) -> str:
+    return f"/metadata/annotations/{pointer_token(key)}"
+
+
+_ANNOTATION_PATHS = {key: _annotation_path(key) for key in DECISION_ANNOTATIONS}
 
 
 def _add(path: str, value: Any) -> JsonPatchOp:
@@ -201,14 +218,16 @@ def _add(path: str, value: Any) -> JsonPatchOp:
 def _member(obj: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
     """The object at ``keys``; a missing or ``null`` member reads as empty."""
     current: Mapping[str, Any] = obj
-    where: list[str] = []
-    for key in keys:
-        where.append(key)
-        current = _as_object(current.get(key), ".".join(where))
+    for depth, key in enumerate(keys, start=1):
+        value = current.get(key)
+        # The dotted path is only spelled out for the error a wrong type raises.
+        current = value if type(value) is dict else _as_object(value, ".".join(keys[:depth]))
     return current
 
 
 def _as_object(value: object, where: str) -> Mapping[str, Any]:
+    if type(value) is dict:  # what JSON decodes to; skips the slower ABC check
+        return value
     if value is None:
         return {}
     if not isinstance(value, Mapping):

@@ -76,7 +76,7 @@ def snapshot(
 
 
 THREE_REGIONS = {"us-west-2": 118.0, "europe-west1": 180.0, "ap-south-1": 650.0}
-"""us-west-2 greenest (weight 100), europe-west1 weight 88, ap-south-1 dirtiest (no term)."""
+"""us-west-2 greenest (weight 100), europe-west1 weight 43, ap-south-1 dirtiest (no term)."""
 
 
 def cluster() -> dict[str, NodeInfo]:

@@ -38,8 +38,8 @@ def term(weight: int, *regions: str, key: str = R) -> dict[str, Any]:
 
 
 T100 = term(100, "us-west-2")
-T88 = term(88, "europe-west1")
-OURS = [T100, T88]
+T43 = term(43, "europe-west1")
+OURS = [T100, T43]
 ANNOTATIONS = {
     "stellar.org/carbon-ranking": "us-west-2=118,europe-west1=180,ap-south-1=650",
     "stellar.org/carbon-decided-at": "2026-11-26T12:00:00Z",
@@ -106,7 +106,7 @@ PREFER_CASES = [
     ),
     pytest.param(
         {"spec__affinity": {"nodeAffinity": {PREFERRED: [USER_TERM]}}},
-        [add(f"{NA}/{PREFERRED}/-", T100), add(f"{NA}/{PREFERRED}/-", T88), *NO_ANNOTATIONS],
+        [add(f"{NA}/{PREFERRED}/-", T100), add(f"{NA}/{PREFERRED}/-", T43), *NO_ANNOTATIONS],
         id="existing preferred list is appended to, user term kept",
     ),
     pytest.param(
@@ -166,7 +166,7 @@ def test_user_terms_keep_their_order_and_ours_follow() -> None:
     patch = mutate(pod, RANKING, TERMS, policy=Policy.PREFER, region_key=R, now=NOW)
     patched = apply_and_validate(pod, patch)
 
-    assert patched["spec"]["affinity"]["nodeAffinity"][PREFERRED] == [USER_TERM, T100, T88]
+    assert patched["spec"]["affinity"]["nodeAffinity"][PREFERRED] == [USER_TERM, T100, T43]
 
 
 def test_terms_use_the_region_key_the_nodes_carry() -> None:
@@ -177,7 +177,7 @@ def test_terms_use_the_region_key_the_nodes_carry() -> None:
     preferred = patch[0]["value"]["nodeAffinity"][PREFERRED]
     assert preferred == [
         term(100, "us-west-2", key=LEGACY_REGION),
-        term(88, "europe-west1", key=LEGACY_REGION),
+        term(43, "europe-west1", key=LEGACY_REGION),
     ]
 
 
@@ -202,7 +202,7 @@ REQUIRE_CASES = [
         {"spec__affinity": {"nodeAffinity": {PREFERRED: [USER_TERM]}}},
         [
             add(f"{NA}/{PREFERRED}/-", T100),
-            add(f"{NA}/{PREFERRED}/-", T88),
+            add(f"{NA}/{PREFERRED}/-", T43),
             add(f"{NA}/{REQUIRED}", {"nodeSelectorTerms": [{"matchExpressions": [REQUIRE_LOW]}]}),
             *NO_ANNOTATIONS,
         ],

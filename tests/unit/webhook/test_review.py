@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 
 import pytest
 
 from tests.unit.webhook.builders import read_replica_pod, review
 from webhook.errors import BadReview
-from webhook.review import allow, build_review, decode_patch, parse_review, review_from_dict
+from webhook.review import (
+    allow,
+    build_review,
+    decode_patch,
+    encode_review,
+    parse_review,
+    review_from_dict,
+)
 
 
 def test_parsed_request_keeps_what_the_webhook_needs() -> None:
@@ -86,3 +94,46 @@ def test_review_built_for_a_pod_parses_back() -> None:
 def test_deeply_nested_json_is_a_bad_review_not_a_crash() -> None:
     with pytest.raises(BadReview):
         parse_review(b"[" * 100_000 + b"]" * 100_000)
+
+
+def utf16(text: str) -> bytes:
+    return text.encode("utf-16")
+
+
+def with_nan(text: str) -> bytes:
+    return text.replace('"dryRun": false', '"dryRun": NaN').encode()
+
+
+def with_lone_surrogate(text: str) -> bytes:
+    return text.replace('"uid": "u-1"', '"uid": "u-\\ud800"').encode()
+
+
+@pytest.mark.parametrize("encode", [utf16, with_nan, with_lone_surrogate])
+def test_bodies_the_standard_library_reads_are_still_read(encode: Callable[[str], bytes]) -> None:
+    body = encode(json.dumps(review(read_replica_pod(), uid="u-1")))
+
+    request = parse_review(body)
+
+    assert request.uid in ("u-1", "u-\ud800")
+    assert request.object == read_replica_pod()
+
+
+def test_a_response_echoing_a_lone_surrogate_is_still_json() -> None:
+    request = parse_review(with_lone_surrogate(json.dumps(review(read_replica_pod(), uid="u-1"))))
+
+    body = encode_review(allow(request, patch=[{"op": "add", "path": "/x", "value": 1}]))
+
+    answer = json.loads(body)
+    assert answer["response"]["uid"] == "u-\ud800"
+    assert json.loads(base64.b64decode(answer["response"]["patch"])) == [
+        {"op": "add", "path": "/x", "value": 1}
+    ]
+
+
+def test_responses_are_compact_utf8_json() -> None:
+    request = review_from_dict(review(read_replica_pod(), uid="u-1"))
+
+    body = encode_review(allow(request, warnings=["région sans données"]))
+
+    assert json.loads(body.decode("utf-8"))["response"]["warnings"] == ["région sans données"]
+    assert b", " not in body
