@@ -3,12 +3,27 @@
 Pure functions over ``shared.models`` values: the expected intensity of a region over a horizon,
 a ``Ranking`` of regions by it, the weighted preference terms the webhook turns into node affinity,
 and the low-carbon region set the ``require`` policy restricts pods to. No I/O here.
+
+Why a region's weight is ``100 * (best / v) ** 2``: kube-scheduler divides the NodeAffinity score
+by the highest raw score among the feasible nodes and weighs the plugin 2, so between the greenest
+region with room (weight ``w1``) and another (``w2``) the terms swing ``200 * (1 - w2 / w1)`` of
+the node's points. Against them, for a read replica: LeastAllocated (weight 1) swings up to about
+50 points between nodes 25-75 % full, and the default topology spreading (weight 2) about 80-120
+points between an empty node and one already running a replica of the pool. With the square, a
+region 10 % dirtier than the best gives up 35 points (near-equal regions may still be spread over,
+at little carbon cost), 25 % dirtier 72, 1.5x 111, 2x 150, 3x 178: the dirtier the region, the
+more of the other scores it takes to land there. Weights falling linearly from best to worst
+give a region 2x the best 89 when the worst is 10x: a 22-point swing that spreading alone
+outweighs. A steeper power (3 or 4) drops the third to fifth greenest regions to weights of 1-2,
+level with the dirty tail; since the scheduler rescales by the best feasible weight, those small
+weights are what orders the rest once the greenest regions are full, and the square still tells
+them apart (25 at 2x, 11 at 3x, 4 at 5x, 1 at 10x).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,8 +33,12 @@ from shared.snapshot import CarbonSnapshot
 DEFAULT_HORIZON_HOURS = 24
 DEFAULT_LOW_CARBON_FRACTION = 0.10
 """Regions within 10 % of the best expected intensity count as low-carbon under ``require``."""
+DEFAULT_MIN_NODE_SHARE = 1 / 3
+"""Under ``require``, the low-carbon set grows until it holds at least this share of the nodes."""
 
 _MAX_WEIGHT = 100
+_WEIGHT_EXPONENT = 2
+"""Weights fall with the square of the intensity ratio to the best (see the module docstring)."""
 _FRESHNESS_ORDER = (Freshness.LIVE, Freshness.STALE, Freshness.STATIC)
 
 
@@ -192,11 +211,14 @@ def rank(
 
 
 def preference_terms(ranking: Ranking) -> tuple[PreferenceTerm, ...]:
-    """Preferred-affinity terms: greenest 100, linear down to 1, the dirtiest region(s) none.
+    """Preferred-affinity terms: greenest 100, the others ``100 * (best / v) ** 2``, dirtiest none.
 
-    ``weight = max(1, round(100 * (worst - v) / (worst - best)))``. Regions with the same weight
-    share one term (names sorted). With fewer than two distinct expected values there is nothing to
-    prefer, so no terms at all. Terms are ordered by weight, highest first.
+    ``v`` is a region's expected intensity and ``best`` the greenest one's; weights are rounded. A
+    region whose weight would round below 1 (more than about 14x the best, or any region when the
+    best is 0 g) still gets 1: it stays ahead of the dirtiest region, which gets no term, when
+    everything greener is full. Regions with the same weight share one term (names sorted). With
+    fewer than two distinct expected values there is nothing to prefer, so no terms at all. Terms
+    are ordered by weight, highest first.
     """
     values = [score.expected_g_per_kwh for score in ranking.scores]
     if len(set(values)) < 2:
@@ -206,33 +228,66 @@ def preference_terms(ranking: Ranking) -> tuple[PreferenceTerm, ...]:
     for score in ranking.scores:
         if score.expected_g_per_kwh == worst:
             continue
-        share = (worst - score.expected_g_per_kwh) / (worst - best)
-        weight = max(1, round(_MAX_WEIGHT * share))
-        grouped.setdefault(weight, []).append(score.region)
+        grouped.setdefault(_weight(score.expected_g_per_kwh, best), []).append(score.region)
     return tuple(
         PreferenceTerm(weight=weight, regions=tuple(sorted(names)))
         for weight, names in sorted(grouped.items(), reverse=True)
     )
 
 
+def _weight(value: float, best: float) -> int:
+    if value <= best:
+        return _MAX_WEIGHT
+    # best <= 0 g: every region above it is infinitely dirtier in ratio; keep the floor of 1.
+    ratio = best / value if best > 0 else 0.0
+    return max(1, min(_MAX_WEIGHT, round(_MAX_WEIGHT * ratio**_WEIGHT_EXPONENT)))
+
+
 def low_carbon_set(
-    ranking: Ranking, *, fraction: float = DEFAULT_LOW_CARBON_FRACTION
+    ranking: Ranking,
+    *,
+    fraction: float = DEFAULT_LOW_CARBON_FRACTION,
+    node_counts: Mapping[str, int] | None = None,
+    min_node_share: float = DEFAULT_MIN_NODE_SHARE,
 ) -> tuple[str, ...]:
     """The regions the ``require`` policy allows, in ranked order.
 
     A region qualifies when its expected intensity is at most ``best * (1 + fraction)``, where
-    ``best`` is the greenest expected intensity; the greenest region(s) always qualify, so the set
-    is empty only when nothing is ranked. ``fraction=0`` keeps just the region(s) tied for greenest.
+    ``best`` is the greenest expected intensity; the greenest region(s) always qualify.
+    ``fraction=0`` keeps just the region(s) tied for greenest.
+
+    With ``node_counts`` (region -> nodes that could run the pod) the set is capacity-aware: while
+    it holds fewer than ``min_node_share`` of the nodes in the ranked regions, the next greenest
+    regions join it, all regions tied at one expected intensity together. One or two green regions
+    rarely have room for a whole read pool, and pods outside the set stay Pending. Regions without
+    nodes are then left out, since no pod could land there. ``min_node_share=0`` turns the growth
+    off. The set is empty only when nothing is ranked (or, with ``node_counts``, no ranked region
+    has nodes).
     """
     if fraction < 0:
         raise ValueError(f"fraction must not be negative, got {fraction}")
+    if not 0 <= min_node_share <= 1:
+        raise ValueError(f"min_node_share must be between 0 and 1, got {min_node_share}")
     greenest = ranking.greenest
     if greenest is None:
         return ()
     limit = greenest.expected_g_per_kwh * (1 + fraction)
-    return tuple(
-        score.region
+    chosen = [
+        score
         for score in ranking.scores
         if score.expected_g_per_kwh <= limit
         or score.expected_g_per_kwh == greenest.expected_g_per_kwh
-    )
+    ]
+    if node_counts is None:
+        return tuple(score.region for score in chosen)
+
+    def nodes(scores: Iterable[RegionScore]) -> int:
+        return sum(max(0, node_counts.get(score.region, 0)) for score in scores)
+
+    wanted = min_node_share * nodes(ranking.scores)
+    rest = ranking.scores[len(chosen) :]  # ranked ascending, so the qualifiers are a prefix
+    while rest and nodes(chosen) < wanted:
+        tied = [score for score in rest if score.expected_g_per_kwh == rest[0].expected_g_per_kwh]
+        chosen.extend(tied)
+        rest = rest[len(tied) :]
+    return tuple(score.region for score in chosen if node_counts.get(score.region, 0) > 0)

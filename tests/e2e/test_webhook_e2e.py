@@ -61,6 +61,8 @@ RENEWABLE_PCT: Final = {"europe-west1": 71.0, "us-west-2": 88.0, "asia-east1": 9
 GREENEST: Final = "europe-west1"
 DIRTIEST: Final = "asia-east1"
 LOW_CARBON: Final = ("europe-west1", "us-west-2")
+REQUIRE_ALLOWED: Final = (*LOW_CARBON, "us-west1")
+"""The low-carbon regions hold 4 of the 18 nodes, under a third: the next greenest joins."""
 EXPECTED_RANKING: Final = ",".join(
     f"{region}={round(value)}"
     for region, value in sorted(INTENSITIES.items(), key=lambda kv: (kv[1], kv[0]))
@@ -326,7 +328,7 @@ async def test_require_policy_restricts_replicas_to_the_low_carbon_regions_keepi
             "nodeSelectorTerms": [
                 {
                     "matchExpressions": [
-                        {"key": REGION_LABEL, "operator": "In", "values": sorted(LOW_CARBON)}
+                        {"key": REGION_LABEL, "operator": "In", "values": sorted(REQUIRE_ALLOWED)}
                     ]
                 }
             ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.models import (
     Cloud,
@@ -186,24 +188,66 @@ def test_annotation_lists_rounded_values_in_ranked_order() -> None:
     assert ranking.annotation() == "us-west-2=118,europe-west1=180"
 
 
-def test_preference_terms_are_linear_between_greenest_and_dirtiest() -> None:
-    terms = preference_terms(ranking_of(a=100, b=150, c=200))
-    assert terms == (PreferenceTerm(100, ("a",)), PreferenceTerm(50, ("b",)))
+def test_weights_fall_with_the_square_of_the_ratio_to_the_greenest() -> None:
+    # b: 100 * (100/150)^2 = 44.4 -> 44; c: 100 * (100/200)^2 = 25; d is the dirtiest.
+    terms = preference_terms(ranking_of(a=100, b=150, c=200, d=400))
+    assert terms == (
+        PreferenceTerm(100, ("a",)),
+        PreferenceTerm(44, ("b",)),
+        PreferenceTerm(25, ("c",)),
+    )
+
+
+def test_a_near_equal_region_keeps_a_near_equal_weight() -> None:
+    # 100 * (100/110)^2 = 82.6 -> 83
+    terms = preference_terms(ranking_of(a=100, b=110, c=300))
+    assert terms == (PreferenceTerm(100, ("a",)), PreferenceTerm(83, ("b",)))
+
+
+def test_a_weight_depends_on_the_greenest_not_on_the_dirtiest() -> None:
+    near = preference_terms(ranking_of(a=50, b=100, c=500))
+    far = preference_terms(ranking_of(a=50, b=100, c=5000))
+    assert near == far == (PreferenceTerm(100, ("a",)), PreferenceTerm(25, ("b",)))
 
 
 def test_the_dirtiest_region_gets_no_term() -> None:
     terms = preference_terms(ranking_of(a=100, b=200, c=200))
-    assert [region for term in terms for region in term.regions] == ["a"]
+    assert terms == (PreferenceTerm(100, ("a",)),)
 
 
 def test_regions_with_equal_weight_share_one_sorted_term() -> None:
-    terms = preference_terms(ranking_of(z=100, a=100, m=300))
-    assert terms == (PreferenceTerm(100, ("a", "z")),)
+    # c: 100 * (100/201)^2 = 24.75 -> 25, the same as b's 25.
+    terms = preference_terms(ranking_of(z=100, a=100, c=201, b=200, m=300))
+    assert terms == (PreferenceTerm(100, ("a", "z")), PreferenceTerm(25, ("b", "c")))
 
 
 def test_weights_never_drop_below_one() -> None:
-    terms = preference_terms(ranking_of(a=0.5, b=999.9, c=1000))
-    assert terms[-1] == PreferenceTerm(1, ("b",))
+    # b: 100 * (10/150)^2 = 0.44 would round to 0; it keeps 1, ahead of the dirtiest c.
+    terms = preference_terms(ranking_of(a=10, b=150, c=1000))
+    assert terms == (PreferenceTerm(100, ("a",)), PreferenceTerm(1, ("b",)))
+
+
+def test_a_greenest_region_at_zero_grams_leaves_the_others_weight_one() -> None:
+    terms = preference_terms(ranking_of(a=0, b=5, c=10))
+    assert terms == (PreferenceTerm(100, ("a",)), PreferenceTerm(1, ("b",)))
+
+
+@given(st.lists(st.floats(min_value=0, max_value=5000, allow_nan=False), min_size=2, max_size=12))
+def test_weights_stay_in_range_and_follow_the_ranking(values: list[float]) -> None:
+    ranking = ranking_of(**{f"r{index}": value for index, value in enumerate(values)})
+    terms = preference_terms(ranking)
+    if len(set(values)) < 2:
+        assert terms == ()
+        return
+    weight = {region: term.weight for term in terms for region in term.regions}
+    assert terms[0].weight == 100
+    assert [term.weight for term in terms] == sorted({term.weight for term in terms}, reverse=True)
+    assert all(1 <= w <= 100 for w in weight.values())
+    expected = {score.region: score.expected_g_per_kwh for score in ranking.scores}
+    worst = max(values)
+    assert {region for region, v in expected.items() if v == worst}.isdisjoint(weight)
+    ordered = [weight.get(score.region, 0) for score in ranking.scores]
+    assert ordered == sorted(ordered, reverse=True)
 
 
 def test_a_single_region_yields_no_terms() -> None:
@@ -227,7 +271,51 @@ def test_low_carbon_set_always_contains_the_greenest() -> None:
 def test_low_carbon_set_of_nothing_is_empty() -> None:
     empty = Ranking(scores=(), unranked=("x",), horizon_hours=24, computed_at=NOW)
     assert low_carbon_set(empty) == ()
+    assert low_carbon_set(empty, node_counts={"x": 3}) == ()
     assert empty.greenest is None
+
+
+def test_a_low_carbon_set_with_enough_nodes_stays_as_it_is() -> None:
+    ranking = ranking_of(a=100, b=109, c=150, d=300)
+    counts = {"a": 3, "b": 2, "c": 3, "d": 3}  # a and b hold 5 of 11 nodes, more than a third
+    assert low_carbon_set(ranking, node_counts=counts) == ("a", "b")
+
+
+def test_a_low_carbon_set_short_of_nodes_grows_with_the_next_greenest() -> None:
+    ranking = ranking_of(a=100, b=200, c=300, d=400, e=500)
+    counts = dict.fromkeys("abcde", 3)  # a third of 15 is 5: a's 3 are too few, a and b's 6 do
+    assert low_carbon_set(ranking, node_counts=counts) == ("a", "b")
+    assert low_carbon_set(ranking, node_counts=counts, min_node_share=0.5) == ("a", "b", "c")
+
+
+def test_regions_tied_in_intensity_join_the_low_carbon_set_together() -> None:
+    ranking = ranking_of(a=100, b=200, c=200, d=300)
+    counts = {"a": 2, "b": 2, "c": 2, "d": 6}  # b alone would reach 4 of 12; c is as green
+    assert low_carbon_set(ranking, node_counts=counts) == ("a", "b", "c")
+
+
+def test_regions_without_nodes_are_left_out_of_the_low_carbon_set() -> None:
+    ranking = ranking_of(a=100, b=105, c=300, d=400)
+    counts = {"b": 1, "c": 3, "d": 2}  # a has no node; b's 1 of 6 is short, so c joins
+    assert low_carbon_set(ranking, node_counts=counts) == ("b", "c")
+
+
+def test_nodes_of_unranked_regions_do_not_count_towards_the_share() -> None:
+    ranking = ranking_of(a=100, b=200)
+    assert low_carbon_set(ranking, node_counts={"a": 3, "b": 3, "unranked": 100}) == ("a",)
+
+
+def test_a_zero_node_share_keeps_only_the_tolerance() -> None:
+    ranking = ranking_of(a=100, b=300)
+    counts = {"a": 1, "b": 9}
+    assert low_carbon_set(ranking, node_counts=counts, min_node_share=0) == ("a",)
+    assert low_carbon_set(ranking, node_counts=counts, min_node_share=1) == ("a", "b")
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5])
+def test_a_node_share_outside_zero_to_one_is_refused(share: float) -> None:
+    with pytest.raises(ValueError, match="min_node_share"):
+        low_carbon_set(ranking_of(a=1), node_counts={"a": 1}, min_node_share=share)
 
 
 def test_region_scores_are_immutable() -> None:
