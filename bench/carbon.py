@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -108,15 +109,18 @@ def model_policies(
     forecast = _cached(lambda h: snapshot_at(traces, regions, h, forecast_hours=FORECAST_HOURS))
     current = _cached(lambda h: snapshot_at(traces, regions, h, forecast_hours=0))
     names = fleet.region_names
+    nodes = Counter(node.region for node in fleet.nodes)
     return {
         "agnostic": AgnosticSpread(),
         "oracle": Oracle(fleet, traces),
         "current-only/prefer": RankedPolicy("current-only/prefer", current, names, traces),
         "current-only/require": RankedPolicy(
-            "current-only/require", current, names, traces, require=True
+            "current-only/require", current, names, traces, require=True, node_counts=nodes
         ),
         "ranked/prefer": RankedPolicy("ranked/prefer", forecast, names, traces),
-        "ranked/require": RankedPolicy("ranked/require", forecast, names, traces, require=True),
+        "ranked/require": RankedPolicy(
+            "ranked/require", forecast, names, traces, require=True, node_counts=nodes
+        ),
     }
 
 

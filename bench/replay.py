@@ -245,6 +245,8 @@ class RankedPolicy:
     require: bool = False
     horizon_hours: int = 24
     low_carbon_fraction: float = 0.10
+    node_counts: Mapping[str, int] | None = None
+    """Nodes per region, as the webhook's eligibility sees them (sizes the ``require`` set)."""
 
     def decide(self, pod: PodSpec, hour: int) -> Decision:
         ranking = rank(
@@ -258,7 +260,9 @@ class RankedPolicy:
         weights = tuple(term.weight for term in terms)
         if not self.require:
             return Decision(groups, weights=weights)
-        allowed = frozenset(low_carbon_set(ranking, fraction=self.low_carbon_fraction))
+        allowed = frozenset(
+            low_carbon_set(ranking, fraction=self.low_carbon_fraction, node_counts=self.node_counts)
+        )
         return Decision(groups, allowed or None, weights)
 
 
