@@ -9,18 +9,17 @@ whose ``forecastData`` points carry ``duration`` in minutes. Unknown locations g
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
 import json
-from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+
+from tests.fakes import upstream
 
 NOW = datetime(2026, 11, 26, 12, 20, tzinfo=UTC)
 
@@ -59,30 +58,15 @@ def default_locations() -> dict[str, Location]:
 
 
 @dataclass
-class FakeCarbonAwareSdk:
-    now: datetime = NOW
-    locations: dict[str, Location] = field(default_factory=default_locations)
+class FakeCarbonAwareSdk(upstream.FakeUpstream[Mode]):
     modes: dict[str, Mode] = field(default_factory=lambda: dict.fromkeys(ROUTES, Mode.OK))
     retry_after: str = "120"
+    now: datetime = NOW
+    locations: dict[str, Location] = field(default_factory=default_locations)
     forecast_step: timedelta = timedelta(minutes=5)
     """WattTime-backed SDKs forecast in 5-minute points."""
     forecast_hours: int = 24
-    slow_seconds: float = 5.0
-    requests: Counter[str] = field(default_factory=Counter)
     queries: list[dict[str, list[str]]] = field(default_factory=list)
-    base_url: str = ""
-    _released: asyncio.Event = field(init=False, default_factory=asyncio.Event)
-
-    def set_mode(self, mode: Mode, *routes: str) -> None:
-        for route in routes or ROUTES:
-            self.modes[route] = mode
-
-    def release(self) -> None:
-        self._released.set()
-
-    @property
-    def total_requests(self) -> int:
-        return sum(self.requests.values())
 
     def make_app(self) -> web.Application:
         app = web.Application()
@@ -175,13 +159,9 @@ class FakeCarbonAwareSdk:
     async def _admit(
         self, route: str, request: web.Request
     ) -> tuple[web.StreamResponse | None, list[str]]:
-        self.requests[route] += 1
         self.queries.append({k: request.query.getall(k) for k in request.query})
-        mode = self.modes[route]
+        mode = await self._enter(route)
         names = request.query.getall("location", [])
-        if mode is Mode.SLOW:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._released.wait(), self.slow_seconds)
         if not names:
             return _problem(400, "One or more validation errors occurred.", None), names
         unknown = next((n for n in names if n not in self.locations), None)
@@ -189,9 +169,9 @@ class FakeCarbonAwareSdk:
             detail = f"Unknown Location: '{unknown or names[0]}' not found"
             return _problem(400, "ArgumentException", detail), names
         if mode is Mode.RATE_LIMITED:
-            response = _problem(429, "TooManyRequests", "rate limit exceeded")
-            response.headers["Retry-After"] = self.retry_after
-            return response, names
+            return self._rate_limited(
+                _problem(429, "TooManyRequests", "rate limit exceeded")
+            ), names
         if mode is Mode.SERVER_ERROR:
             return _problem(500, "InternalServerError", None), names
         if mode is Mode.MALFORMED:
@@ -233,20 +213,15 @@ def _problem(status: int, title: str, detail: str | None) -> web.Response:
     )
 
 
-@contextlib.asynccontextmanager
-async def serve(fake: FakeCarbonAwareSdk | None = None) -> AsyncIterator[FakeCarbonAwareSdk]:
+def serve(
+    fake: FakeCarbonAwareSdk | None = None,
+) -> contextlib.AbstractAsyncContextManager[FakeCarbonAwareSdk]:
     """Run ``fake`` (a default one when None) on loopback; ``base_url`` is its root."""
-    fake = fake or FakeCarbonAwareSdk()
-    async with TestServer(fake.make_app()) as server:
-        fake.base_url = str(server.make_url(""))
-        try:
-            yield fake
-        finally:
-            fake.release()
+    return upstream.serve(fake or FakeCarbonAwareSdk())
 
 
 @pytest.fixture
 async def fake_carbon_aware_sdk() -> AsyncIterator[FakeCarbonAwareSdk]:
-    """A running fake Carbon Aware SDK WebAPI (register with ``pytest_plugins`` in a conftest)."""
+    """A running fake Carbon Aware SDK WebAPI (import it into a conftest)."""
     async with serve() as fake:
         yield fake

@@ -7,18 +7,17 @@ document that breaks the schema); ``modes`` switches failure behaviour; ``reques
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
-import json
-from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+
+from tests.fakes import upstream
+from tests.fakes.upstream import json_body
 
 NOW = datetime(2026, 11, 26, 12, 20, tzinfo=UTC)
 TOKEN = "custom-api-token-3d2e7f"
@@ -54,21 +53,17 @@ def default_regions() -> dict[str, Region]:
 
 
 @dataclass
-class FakeCustomApi:
+class FakeCustomApi(upstream.FakeUpstream[Mode]):
+    modes: dict[str, Mode] = field(default_factory=lambda: dict.fromkeys(ROUTES, Mode.OK))
+    retry_after: str = "15"
     now: datetime = NOW
     token: str | None = None
     """When set, requests must carry ``Authorization: Bearer <token>``."""
     regions: dict[str, Region] = field(default_factory=default_regions)
-    modes: dict[str, Mode] = field(default_factory=lambda: dict.fromkeys(ROUTES, Mode.OK))
     documents: dict[str, object] = field(default_factory=dict)
     """Raw documents to serve instead of the generated ones, by route."""
-    retry_after: str = "15"
     forecast_step: timedelta = timedelta(hours=1)
     forecast_hours: int = 48
-    slow_seconds: float = 5.0
-    requests: Counter[str] = field(default_factory=Counter)
-    base_url: str = ""
-    _released: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     @property
     def url(self) -> str:
@@ -77,13 +72,6 @@ class FakeCustomApi:
     @property
     def forecast_url(self) -> str:
         return f"{self.base_url}/forecast"
-
-    def set_mode(self, mode: Mode, *routes: str) -> None:
-        for route in routes or ROUTES:
-            self.modes[route] = mode
-
-    def release(self) -> None:
-        self._released.set()
 
     def current_document(self) -> dict[str, object]:
         null_region = (
@@ -138,22 +126,16 @@ class FakeCustomApi:
         return web.json_response(self.documents.get("forecast", self.forecast_document()))
 
     async def _admit(self, route: str, request: web.Request) -> web.StreamResponse | None:
-        self.requests[route] += 1
-        mode = self.modes[route]
-        if mode is Mode.SLOW:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._released.wait(), self.slow_seconds)
+        mode = await self._enter(route)
         if (
             self.token is not None
             and request.headers.get("Authorization") != f"Bearer {self.token}"
         ):
-            return _json(401, {"error": "unauthorized"})
+            return json_body(401, {"error": "unauthorized"})
         if mode is Mode.NOT_FOUND:
-            return _json(404, {"error": "not found"})
+            return json_body(404, {"error": "not found"})
         if mode is Mode.RATE_LIMITED:
-            response = _json(429, {"error": "slow down"})
-            response.headers["Retry-After"] = self.retry_after
-            return response
+            return self._rate_limited(json_body(429, {"error": "slow down"}))
         if mode is Mode.SERVER_ERROR:
             return web.Response(
                 status=502, text="<html>Bad Gateway</html>", content_type="text/html"
@@ -167,24 +149,15 @@ def _rfc3339(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _json(status: int, body: object) -> web.Response:
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
-
-
-@contextlib.asynccontextmanager
-async def serve(fake: FakeCustomApi | None = None) -> AsyncIterator[FakeCustomApi]:
+def serve(
+    fake: FakeCustomApi | None = None,
+) -> contextlib.AbstractAsyncContextManager[FakeCustomApi]:
     """Run ``fake`` (a default one when None) on loopback; see ``url`` and ``forecast_url``."""
-    fake = fake or FakeCustomApi()
-    async with TestServer(fake.make_app()) as server:
-        fake.base_url = str(server.make_url("")).rstrip("/")
-        try:
-            yield fake
-        finally:
-            fake.release()
+    return upstream.serve(fake or FakeCustomApi())
 
 
 @pytest.fixture
 async def fake_custom_api() -> AsyncIterator[FakeCustomApi]:
-    """A running fake custom carbon API (register with ``pytest_plugins`` in a conftest)."""
+    """A running fake custom carbon API (import it into a conftest)."""
     async with serve() as fake:
         yield fake

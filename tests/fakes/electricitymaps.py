@@ -11,18 +11,17 @@ with any aiohttp test server.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
-import json
-from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+
+from tests.fakes import upstream
+from tests.fakes.upstream import json_body
 
 TOKEN = "em-test-token-5f1c0b7e9a"
 """The token the fake accepts; any other (or none) is answered like an invalid token."""
@@ -71,33 +70,15 @@ def default_zones() -> dict[str, Zone]:
 
 
 @dataclass
-class FakeElectricityMaps:
+class FakeElectricityMaps(upstream.FakeUpstream[Mode]):
+    """Routes ``latest``, ``forecast``, ``breakdown``; ``base_url`` is ``http://127.0.0.1:PORT/v3``."""
+
+    modes: dict[str, Mode] = field(default_factory=lambda: dict.fromkeys(ROUTES, Mode.OK))
     token: str = TOKEN
     now: datetime = NOW
     zones: dict[str, Zone] = field(default_factory=default_zones)
-    modes: dict[str, Mode] = field(default_factory=lambda: dict.fromkeys(ROUTES, Mode.OK))
-    retry_after: str = "30"
     forecast_step: timedelta = timedelta(hours=1)
-    slow_seconds: float = 5.0
-    requests: Counter[str] = field(default_factory=Counter)
-    """Calls per route name (``latest``, ``forecast``, ``breakdown``), counted before any check."""
     queries: list[dict[str, str]] = field(default_factory=list)
-    base_url: str = ""
-    """``http://127.0.0.1:PORT/v3`` once served by the fixture."""
-    _released: asyncio.Event = field(init=False, default_factory=asyncio.Event)
-
-    def set_mode(self, mode: Mode, *routes: str) -> None:
-        """Switch ``routes`` (all when none given) to ``mode``."""
-        for route in routes or ROUTES:
-            self.modes[route] = mode
-
-    def release(self) -> None:
-        """Let slow handlers finish, so the server can shut down promptly."""
-        self._released.set()
-
-    @property
-    def total_requests(self) -> int:
-        return sum(self.requests.values())
 
     def make_app(self) -> web.Application:
         app = web.Application()
@@ -191,15 +172,11 @@ class FakeElectricityMaps:
         self, route: str, request: web.Request
     ) -> tuple[web.StreamResponse | None, str]:
         """Count the call, apply the route's failure mode and the API's own checks."""
-        self.requests[route] += 1
         self.queries.append(dict(request.query))
-        mode = self.modes[route]
+        mode = await self._enter(route)
         zone = request.query.get("zone", "")
-        if mode is Mode.SLOW:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._released.wait(), self.slow_seconds)
         if request.headers.get("auth-token") != self.token or mode is Mode.INVALID_TOKEN:
-            return _json(
+            return json_body(
                 401,
                 {
                     "error": "Invalid auth-token",
@@ -208,7 +185,7 @@ class FakeElectricityMaps:
             ), zone
         if mode in (Mode.ROUTE_NOT_AVAILABLE, Mode.ROUTE_FORBIDDEN):
             status = 401 if mode is Mode.ROUTE_NOT_AVAILABLE else 403
-            return _json(
+            return json_body(
                 status,
                 {
                     "error": "Endpoint not available",
@@ -217,9 +194,9 @@ class FakeElectricityMaps:
                 },
             ), zone
         if not zone:
-            return _json(400, {"status": "error", "message": "Please provide a zone"}), zone
+            return json_body(400, {"status": "error", "message": "Please provide a zone"}), zone
         if mode is Mode.UNKNOWN_ZONE or zone not in self.zones:
-            return _json(
+            return json_body(
                 404,
                 {
                     "status": "error",
@@ -227,9 +204,7 @@ class FakeElectricityMaps:
                 },
             ), zone
         if mode is Mode.RATE_LIMITED:
-            response = _json(429, {"error": "Too many requests"})
-            response.headers["Retry-After"] = self.retry_after
-            return response, zone
+            return self._rate_limited(json_body(429, {"error": "Too many requests"})), zone
         if mode is Mode.SERVER_ERROR:
             return web.Response(status=500, text="Internal Server Error"), zone
         if mode is Mode.MALFORMED:
@@ -256,24 +231,15 @@ def _iso(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
 
-def _json(status: int, body: object) -> web.Response:
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
-
-
-@contextlib.asynccontextmanager
-async def serve(fake: FakeElectricityMaps | None = None) -> AsyncIterator[FakeElectricityMaps]:
+def serve(
+    fake: FakeElectricityMaps | None = None,
+) -> contextlib.AbstractAsyncContextManager[FakeElectricityMaps]:
     """Run ``fake`` (a default one when None) on loopback; ``base_url`` points at its ``/v3``."""
-    fake = fake or FakeElectricityMaps()
-    async with TestServer(fake.make_app()) as server:
-        fake.base_url = str(server.make_url("/v3"))
-        try:
-            yield fake
-        finally:
-            fake.release()
+    return upstream.serve(fake or FakeElectricityMaps(), "/v3")
 
 
 @pytest.fixture
 async def fake_electricitymaps() -> AsyncIterator[FakeElectricityMaps]:
-    """A running fake Electricity Maps (register with ``pytest_plugins`` in a conftest)."""
+    """A running fake Electricity Maps (import it into a conftest)."""
     async with serve() as fake:
         yield fake

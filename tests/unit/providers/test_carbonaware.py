@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -12,13 +11,13 @@ from shared.errors import (
     BadResponse,
     NoForecast,
     ProviderUnavailable,
-    RateLimited,
     UnknownZone,
 )
 from shared.models import Cloud, RegionInfo
 from shared.providers.base import CarbonProvider
 from shared.providers.carbonaware import CarbonAwareSdkProvider, LocationNaming
-from tests.fakes.carbonaware import NOW, FakeCarbonAwareSdk, Location, Mode, serve
+from tests.fakes.carbonaware import NOW, FakeCarbonAwareSdk, Location, Mode
+from tests.unit.providers.closing import Closing
 
 EASTUS = RegionInfo(
     cloud=Cloud.AZURE, region="eastus", zone="US-MIDA-PJM", watttime_region="PJM_DC"
@@ -30,16 +29,8 @@ HOUR = NOW.replace(minute=0)
 
 
 @pytest.fixture
-async def fake_sdk() -> AsyncIterator[FakeCarbonAwareSdk]:
-    async with serve() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def provider(fake_sdk: FakeCarbonAwareSdk) -> AsyncIterator[CarbonAwareSdkProvider]:
-    sdk = CarbonAwareSdkProvider(fake_sdk.base_url, clock=fixed(NOW))
-    yield sdk
-    await sdk.close()
+def provider(fake_carbon_aware_sdk: FakeCarbonAwareSdk, closing: Closing) -> CarbonAwareSdkProvider:
+    return closing(CarbonAwareSdkProvider(fake_carbon_aware_sdk.base_url, clock=fixed(NOW)))
 
 
 def test_provider_implements_the_carbon_provider_protocol() -> None:
@@ -77,11 +68,11 @@ async def test_current_intensity_is_the_newest_observation_with_provenance(
 
 
 async def test_current_asks_for_the_recent_window_of_one_location(
-    provider: CarbonAwareSdkProvider, fake_sdk: FakeCarbonAwareSdk
+    provider: CarbonAwareSdkProvider, fake_carbon_aware_sdk: FakeCarbonAwareSdk
 ) -> None:
     await provider.current(WESTUS)
 
-    assert fake_sdk.queries == [
+    assert fake_carbon_aware_sdk.queries == [
         {
             "location": ["westus"],
             "time": ["2026-11-26T10:20:00Z"],
@@ -91,32 +82,34 @@ async def test_current_asks_for_the_recent_window_of_one_location(
 
 
 async def test_a_location_named_by_zone_is_asked_for_by_its_zone(
-    fake_sdk: FakeCarbonAwareSdk,
+    fake_carbon_aware_sdk: FakeCarbonAwareSdk,
+    closing: Closing,
 ) -> None:
-    fake_sdk.locations["US-MIDA-PJM"] = Location("US-MIDA-PJM", 321.0)
-    sdk = CarbonAwareSdkProvider(fake_sdk.base_url, location_naming="zone", clock=fixed(NOW))
-    try:
-        intensity = await sdk.current(EASTUS)
-    finally:
-        await sdk.close()
+    fake_carbon_aware_sdk.locations["US-MIDA-PJM"] = Location("US-MIDA-PJM", 321.0)
+    sdk = closing(
+        CarbonAwareSdkProvider(
+            fake_carbon_aware_sdk.base_url, location_naming="zone", clock=fixed(NOW)
+        )
+    )
+    intensity = await sdk.current(EASTUS)
 
     assert intensity.zone == "US-MIDA-PJM"
     assert intensity.g_per_kwh == 321.0
 
 
 async def test_a_region_without_a_name_in_the_naming_is_unknown_without_a_request(
-    fake_sdk: FakeCarbonAwareSdk,
+    fake_carbon_aware_sdk: FakeCarbonAwareSdk,
+    closing: Closing,
 ) -> None:
-    sdk = CarbonAwareSdkProvider(fake_sdk.base_url, location_naming="watttime")
+    sdk = closing(
+        CarbonAwareSdkProvider(fake_carbon_aware_sdk.base_url, location_naming="watttime")
+    )
     onprem = RegionInfo(cloud=Cloud.ONPREM, region="basement", zone="DE")
-    try:
-        assert sdk.location_key(onprem) is None
-        with pytest.raises(UnknownZone):
-            await sdk.current(onprem)
-    finally:
-        await sdk.close()
+    assert sdk.location_key(onprem) is None
+    with pytest.raises(UnknownZone):
+        await sdk.current(onprem)
 
-    assert fake_sdk.total_requests == 0
+    assert fake_carbon_aware_sdk.total_requests == 0
 
 
 async def test_a_location_the_sdk_does_not_know_is_an_unknown_zone(
@@ -131,18 +124,18 @@ async def test_a_location_the_sdk_does_not_know_is_an_unknown_zone(
 
 
 async def test_an_empty_window_is_a_bad_response(
-    provider: CarbonAwareSdkProvider, fake_sdk: FakeCarbonAwareSdk
+    provider: CarbonAwareSdkProvider, fake_carbon_aware_sdk: FakeCarbonAwareSdk
 ) -> None:
-    fake_sdk.set_mode(Mode.EMPTY, "emissions")
+    fake_carbon_aware_sdk.set_mode(Mode.EMPTY, "emissions")
 
     with pytest.raises(BadResponse, match="no emissions data"):
         await provider.current(EASTUS)
 
 
 async def test_an_unknown_newest_rating_falls_back_to_the_newest_known_one(
-    provider: CarbonAwareSdkProvider, fake_sdk: FakeCarbonAwareSdk
+    provider: CarbonAwareSdkProvider, fake_carbon_aware_sdk: FakeCarbonAwareSdk
 ) -> None:
-    fake_sdk.set_mode(Mode.NEWEST_UNKNOWN, "emissions")
+    fake_carbon_aware_sdk.set_mode(Mode.NEWEST_UNKNOWN, "emissions")
 
     intensity = await provider.current(EASTUS)
 
@@ -155,20 +148,23 @@ async def test_an_unknown_newest_rating_falls_back_to_the_newest_known_one(
     [(Mode.ALL_UNKNOWN, "no observation with a known rating"), (Mode.TEXT_RATING, "number")],
 )
 async def test_unusable_ratings_are_a_bad_response_never_zero(
-    provider: CarbonAwareSdkProvider, fake_sdk: FakeCarbonAwareSdk, mode: Mode, reason: str
+    provider: CarbonAwareSdkProvider,
+    fake_carbon_aware_sdk: FakeCarbonAwareSdk,
+    mode: Mode,
+    reason: str,
 ) -> None:
-    fake_sdk.set_mode(mode, "emissions")
+    fake_carbon_aware_sdk.set_mode(mode, "emissions")
 
     with pytest.raises(BadResponse, match=reason):
         await provider.current(EASTUS)
 
 
 async def test_forecast_points_carry_the_duration_the_sdk_gives_in_minutes(
-    provider: CarbonAwareSdkProvider, fake_sdk: FakeCarbonAwareSdk
+    provider: CarbonAwareSdkProvider, fake_carbon_aware_sdk: FakeCarbonAwareSdk
 ) -> None:
     forecast = await provider.forecast(WESTUS, hours=6)
 
-    assert fake_sdk.queries == [{"location": ["westus"]}]
+    assert fake_carbon_aware_sdk.queries == [{"location": ["westus"]}]
     assert forecast.zone == "westus"
     assert forecast.generated_at == NOW - timedelta(minutes=3)
     assert forecast.provenance.provider == "carbon-aware-sdk"
@@ -179,9 +175,9 @@ async def test_forecast_points_carry_the_duration_the_sdk_gives_in_minutes(
 
 
 async def test_hourly_forecast_points_keep_their_hour(
-    provider: CarbonAwareSdkProvider, fake_sdk: FakeCarbonAwareSdk
+    provider: CarbonAwareSdkProvider, fake_carbon_aware_sdk: FakeCarbonAwareSdk
 ) -> None:
-    fake_sdk.forecast_step = timedelta(hours=1)
+    fake_carbon_aware_sdk.forecast_step = timedelta(hours=1)
 
     forecast = await provider.forecast(EASTUS, hours=24)
 
@@ -190,9 +186,9 @@ async def test_hourly_forecast_points_keep_their_hour(
 
 
 async def test_a_data_source_that_cannot_forecast_gives_no_forecast(
-    provider: CarbonAwareSdkProvider, fake_sdk: FakeCarbonAwareSdk
+    provider: CarbonAwareSdkProvider, fake_carbon_aware_sdk: FakeCarbonAwareSdk
 ) -> None:
-    fake_sdk.set_mode(Mode.NOT_IMPLEMENTED, "forecast")
+    fake_carbon_aware_sdk.set_mode(Mode.NOT_IMPLEMENTED, "forecast")
 
     with pytest.raises(NoForecast):
         await provider.forecast(EASTUS, hours=24)
@@ -208,61 +204,21 @@ async def test_a_data_source_that_cannot_forecast_gives_no_forecast(
     ],
 )
 async def test_an_unusable_forecast_is_a_bad_response(
-    provider: CarbonAwareSdkProvider, fake_sdk: FakeCarbonAwareSdk, mode: Mode, reason: str
+    provider: CarbonAwareSdkProvider,
+    fake_carbon_aware_sdk: FakeCarbonAwareSdk,
+    mode: Mode,
+    reason: str,
 ) -> None:
-    fake_sdk.set_mode(mode, "forecast")
+    fake_carbon_aware_sdk.set_mode(mode, "forecast")
 
     with pytest.raises(BadResponse, match=reason):
         await provider.forecast(EASTUS, hours=24)
 
 
-async def test_rate_limit_is_passed_on_with_retry_after(
-    provider: CarbonAwareSdkProvider, fake_sdk: FakeCarbonAwareSdk
-) -> None:
-    fake_sdk.set_mode(Mode.RATE_LIMITED)
-
-    with pytest.raises(RateLimited) as caught:
-        await provider.current(EASTUS)
-
-    assert caught.value.retry_after == 120
-
-
-async def test_a_server_error_makes_the_provider_unavailable(
-    provider: CarbonAwareSdkProvider, fake_sdk: FakeCarbonAwareSdk
-) -> None:
-    fake_sdk.set_mode(Mode.SERVER_ERROR)
-
-    with pytest.raises(ProviderUnavailable, match="HTTP 500"):
-        await provider.forecast(EASTUS, hours=24)
-
-
-async def test_an_answer_slower_than_the_timeout_makes_the_provider_unavailable(
-    fake_sdk: FakeCarbonAwareSdk,
-) -> None:
-    fake_sdk.set_mode(Mode.SLOW)
-    sdk = CarbonAwareSdkProvider(fake_sdk.base_url, timeout=0.05)
-    try:
-        with pytest.raises(ProviderUnavailable, match="no answer"):
-            await sdk.current(EASTUS)
-    finally:
-        await sdk.close()
-
-
-async def test_malformed_json_is_a_bad_response(
-    provider: CarbonAwareSdkProvider, fake_sdk: FakeCarbonAwareSdk
-) -> None:
-    fake_sdk.set_mode(Mode.MALFORMED)
-
-    with pytest.raises(BadResponse, match="not JSON"):
-        await provider.current(EASTUS)
-
-
 async def test_a_base_url_without_the_sdk_routes_is_an_outage_not_an_unknown_zone(
-    fake_sdk: FakeCarbonAwareSdk,
+    fake_carbon_aware_sdk: FakeCarbonAwareSdk,
+    closing: Closing,
 ) -> None:
-    sdk = CarbonAwareSdkProvider(f"{fake_sdk.base_url}/api/v1")
-    try:
-        with pytest.raises(ProviderUnavailable, match="HTTP 404"):
-            await sdk.current(EASTUS)
-    finally:
-        await sdk.close()
+    sdk = closing(CarbonAwareSdkProvider(f"{fake_carbon_aware_sdk.base_url}/api/v1"))
+    with pytest.raises(ProviderUnavailable, match="HTTP 404"):
+        await sdk.current(EASTUS)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,14 +18,14 @@ from shared.errors import (
     NoForecast,
     ProviderAuthError,
     ProviderUnavailable,
-    RateLimited,
     UnknownZone,
 )
 from shared.models import Cloud, RegionInfo
 from shared.providers.base import CarbonProvider
 from shared.providers.custom_http import CustomHttpProvider
 from shared.secret import Secret
-from tests.fakes.custom_api import NOW, TOKEN, FakeCustomApi, Mode, serve
+from tests.fakes.custom_api import NOW, TOKEN, FakeCustomApi, Mode
+from tests.unit.providers.closing import Closing
 
 SCHEMA = json.loads(
     (Path(__file__).parents[3] / "docs" / "custom-api.schema.json").read_text(encoding="utf-8")
@@ -59,16 +58,12 @@ class MovableClock:
 
 
 @pytest.fixture
-async def fake_api() -> AsyncIterator[FakeCustomApi]:
-    async with serve() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def provider(fake_api: FakeCustomApi) -> AsyncIterator[CustomHttpProvider]:
-    custom = CustomHttpProvider(fake_api.url, forecast_url=fake_api.forecast_url, clock=fixed(NOW))
-    yield custom
-    await custom.close()
+def provider(fake_custom_api: FakeCustomApi, closing: Closing) -> CustomHttpProvider:
+    return closing(
+        CustomHttpProvider(
+            fake_custom_api.url, forecast_url=fake_custom_api.forecast_url, clock=fixed(NOW)
+        )
+    )
 
 
 def test_provider_implements_the_carbon_provider_protocol() -> None:
@@ -111,58 +106,55 @@ async def test_a_region_without_renewable_share_has_none(provider: CustomHttpPro
 
 
 async def test_many_regions_in_one_refresh_cost_one_request(
-    provider: CustomHttpProvider, fake_api: FakeCustomApi
+    provider: CustomHttpProvider, fake_custom_api: FakeCustomApi
 ) -> None:
     together = await asyncio.gather(*(provider.current(r) for r in EVERY_REGION))
     one_by_one = [await provider.current(r) for r in EVERY_REGION]
 
     assert [i.g_per_kwh for i in together] == [118.0, 371.0, 178.0, 396.0]
     assert one_by_one == together
-    assert fake_api.requests["current"] == 1
+    assert fake_custom_api.requests["current"] == 1
 
 
 async def test_the_document_is_fetched_again_once_its_cache_time_has_passed(
-    fake_api: FakeCustomApi,
+    fake_custom_api: FakeCustomApi,
+    closing: Closing,
 ) -> None:
     clock = MovableClock(NOW)
-    custom = CustomHttpProvider(fake_api.url, clock=clock, cache_ttl=timedelta(seconds=30))
-    try:
-        await custom.current(OREGON)
-        clock.at = NOW + timedelta(seconds=29)
-        await custom.current(OREGON)
-        assert fake_api.requests["current"] == 1
+    custom = closing(
+        CustomHttpProvider(fake_custom_api.url, clock=clock, cache_ttl=timedelta(seconds=30))
+    )
+    await custom.current(OREGON)
+    clock.at = NOW + timedelta(seconds=29)
+    await custom.current(OREGON)
+    assert fake_custom_api.requests["current"] == 1
 
-        fake_api.regions["us-west-2"].intensity = 95.0
-        clock.at = NOW + timedelta(seconds=31)
-        refreshed = await custom.current(OREGON)
-    finally:
-        await custom.close()
+    fake_custom_api.regions["us-west-2"].intensity = 95.0
+    clock.at = NOW + timedelta(seconds=31)
+    refreshed = await custom.current(OREGON)
 
-    assert fake_api.requests["current"] == 2
+    assert fake_custom_api.requests["current"] == 2
     assert refreshed.g_per_kwh == 95.0
     assert refreshed.provenance.fetched_at == NOW + timedelta(seconds=31)
 
 
 async def test_a_failed_fetch_is_shared_by_every_region_and_retried_soon_after(
-    fake_api: FakeCustomApi,
+    fake_custom_api: FakeCustomApi, closing: Closing
 ) -> None:
     clock = MovableClock(NOW)
-    custom = CustomHttpProvider(fake_api.url, clock=clock)
-    fake_api.set_mode(Mode.SERVER_ERROR)
-    try:
-        for region in EVERY_REGION:
-            with pytest.raises(ProviderUnavailable, match="HTTP 502"):
-                await custom.current(region)
-        assert fake_api.requests["current"] == 1
+    custom = closing(CustomHttpProvider(fake_custom_api.url, clock=clock))
+    fake_custom_api.set_mode(Mode.SERVER_ERROR)
+    for region in EVERY_REGION:
+        with pytest.raises(ProviderUnavailable, match="HTTP 502"):
+            await custom.current(region)
+    assert fake_custom_api.requests["current"] == 1
 
-        fake_api.set_mode(Mode.OK)
-        clock.at = NOW + timedelta(seconds=6)
-        recovered = await custom.current(OREGON)
-    finally:
-        await custom.close()
+    fake_custom_api.set_mode(Mode.OK)
+    clock.at = NOW + timedelta(seconds=6)
+    recovered = await custom.current(OREGON)
 
     assert recovered.g_per_kwh == 118.0
-    assert fake_api.requests["current"] == 2
+    assert fake_custom_api.requests["current"] == 2
 
 
 async def test_a_region_missing_from_the_document_is_an_unknown_zone(
@@ -182,9 +174,11 @@ async def test_a_region_is_found_under_one_of_its_aliases(provider: CustomHttpPr
 
 
 async def test_an_entry_without_timestamp_is_observed_when_fetched(
-    provider: CustomHttpProvider, fake_api: FakeCustomApi
+    provider: CustomHttpProvider, fake_custom_api: FakeCustomApi
 ) -> None:
-    fake_api.documents["current"] = {"regions": [{"region": "us-west-2", "carbonIntensity": 120}]}
+    fake_custom_api.documents["current"] = {
+        "regions": [{"region": "us-west-2", "carbonIntensity": 120}]
+    }
 
     intensity = await provider.current(OREGON)
 
@@ -193,9 +187,9 @@ async def test_an_entry_without_timestamp_is_observed_when_fetched(
 
 
 async def test_a_null_intensity_is_a_bad_response_for_that_region_only(
-    provider: CustomHttpProvider, fake_api: FakeCustomApi
+    provider: CustomHttpProvider, fake_custom_api: FakeCustomApi
 ) -> None:
-    fake_api.set_mode(Mode.NULL_INTENSITY, "current")
+    fake_custom_api.set_mode(Mode.NULL_INTENSITY, "current")
 
     with pytest.raises(BadResponse, match="null"):
         await provider.current(OREGON)
@@ -203,34 +197,32 @@ async def test_a_null_intensity_is_a_bad_response_for_that_region_only(
 
 
 async def test_a_zero_intensity_is_a_real_value(
-    provider: CustomHttpProvider, fake_api: FakeCustomApi
+    provider: CustomHttpProvider, fake_custom_api: FakeCustomApi
 ) -> None:
-    fake_api.documents["current"] = {"regions": [{"region": "us-west-2", "carbonIntensity": 0}]}
+    fake_custom_api.documents["current"] = {
+        "regions": [{"region": "us-west-2", "carbonIntensity": 0}]
+    }
 
     assert (await provider.current(OREGON)).g_per_kwh == 0
 
 
-async def test_the_bearer_token_is_sent_when_configured(fake_api: FakeCustomApi) -> None:
-    fake_api.token = TOKEN
-    custom = CustomHttpProvider(fake_api.url, token=Secret(TOKEN), clock=fixed(NOW))
-    try:
-        assert (await custom.current(OREGON)).g_per_kwh == 118.0
-    finally:
-        await custom.close()
+async def test_the_bearer_token_is_sent_when_configured(
+    fake_custom_api: FakeCustomApi, closing: Closing
+) -> None:
+    fake_custom_api.token = TOKEN
+    custom = closing(CustomHttpProvider(fake_custom_api.url, token=Secret(TOKEN), clock=fixed(NOW)))
+    assert (await custom.current(OREGON)).g_per_kwh == 118.0
 
 
 async def test_a_refused_token_is_an_auth_error_that_never_shows_the_token(
-    fake_api: FakeCustomApi, caplog: pytest.LogCaptureFixture
+    fake_custom_api: FakeCustomApi, caplog: pytest.LogCaptureFixture, closing: Closing
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    fake_api.token = TOKEN
+    fake_custom_api.token = TOKEN
     wrong = "custom-wrong-token-9e8d"
-    custom = CustomHttpProvider(fake_api.url, token=Secret(wrong), clock=fixed(NOW))
-    try:
-        with pytest.raises(ProviderAuthError) as caught:
-            await custom.current(OREGON)
-    finally:
-        await custom.close()
+    custom = closing(CustomHttpProvider(fake_custom_api.url, token=Secret(wrong), clock=fixed(NOW)))
+    with pytest.raises(ProviderAuthError) as caught:
+        await custom.current(OREGON)
 
     assert "HTTP 401" in str(caught.value)
     assert wrong not in str(caught.value)
@@ -240,22 +232,20 @@ async def test_a_refused_token_is_an_auth_error_that_never_shows_the_token(
 
 
 async def test_without_a_forecast_url_there_is_no_forecast_and_no_request(
-    fake_api: FakeCustomApi,
+    fake_custom_api: FakeCustomApi,
+    closing: Closing,
 ) -> None:
-    custom = CustomHttpProvider(fake_api.url)
-    try:
-        with pytest.raises(NoForecast):
-            await custom.forecast(OREGON, hours=24)
-    finally:
-        await custom.close()
+    custom = closing(CustomHttpProvider(fake_custom_api.url))
+    with pytest.raises(NoForecast):
+        await custom.forecast(OREGON, hours=24)
 
-    assert fake_api.requests["forecast"] == 0
+    assert fake_custom_api.requests["forecast"] == 0
 
 
 async def test_forecast_is_read_from_the_forecast_document_and_trimmed_to_the_hours(
-    provider: CustomHttpProvider, fake_api: FakeCustomApi
+    provider: CustomHttpProvider, fake_custom_api: FakeCustomApi
 ) -> None:
-    fake_api.forecast_step = timedelta(minutes=30)
+    fake_custom_api.forecast_step = timedelta(minutes=30)
 
     forecast = await provider.forecast(FRANKFURT, hours=24)
 
@@ -269,17 +259,17 @@ async def test_forecast_is_read_from_the_forecast_document_and_trimmed_to_the_ho
 
 
 async def test_forecasts_of_many_regions_cost_one_request(
-    provider: CustomHttpProvider, fake_api: FakeCustomApi
+    provider: CustomHttpProvider, fake_custom_api: FakeCustomApi
 ) -> None:
     await asyncio.gather(*(provider.forecast(r, hours=24) for r in EVERY_REGION))
 
-    assert fake_api.requests["forecast"] == 1
+    assert fake_custom_api.requests["forecast"] == 1
 
 
 async def test_forecast_points_may_come_in_any_order_and_null_points_are_gaps(
-    provider: CustomHttpProvider, fake_api: FakeCustomApi
+    provider: CustomHttpProvider, fake_custom_api: FakeCustomApi
 ) -> None:
-    fake_api.documents["forecast"] = {
+    fake_custom_api.documents["forecast"] = {
         "regions": [
             {
                 "region": "us-west-2",
@@ -334,9 +324,9 @@ async def test_a_region_missing_from_the_forecast_document_has_no_forecast(
     ],
 )
 async def test_a_current_document_violating_the_schema_is_refused_as_a_whole(
-    provider: CustomHttpProvider, fake_api: FakeCustomApi, document: Any
+    provider: CustomHttpProvider, fake_custom_api: FakeCustomApi, document: Any
 ) -> None:
-    fake_api.documents["current"] = document
+    fake_custom_api.documents["current"] = document
     assert not validator("currentDocument").is_valid(document)
 
     with pytest.raises(BadResponse, match="current document"):
@@ -344,9 +334,9 @@ async def test_a_current_document_violating_the_schema_is_refused_as_a_whole(
 
 
 async def test_a_region_listed_twice_is_refused_as_ambiguous(
-    provider: CustomHttpProvider, fake_api: FakeCustomApi
+    provider: CustomHttpProvider, fake_custom_api: FakeCustomApi
 ) -> None:
-    fake_api.documents["current"] = {
+    fake_custom_api.documents["current"] = {
         "regions": [
             {"region": "us-west-2", "carbonIntensity": 118},
             {"region": "us-west-2", "carbonIntensity": 640},
@@ -387,9 +377,12 @@ async def test_a_region_listed_twice_is_refused_as_ambiguous(
     ],
 )
 async def test_a_current_document_the_schema_accepts_is_accepted(
-    provider: CustomHttpProvider, fake_api: FakeCustomApi, document: Any, observed_at: datetime
+    provider: CustomHttpProvider,
+    fake_custom_api: FakeCustomApi,
+    document: Any,
+    observed_at: datetime,
 ) -> None:
-    fake_api.documents["current"] = document
+    fake_custom_api.documents["current"] = document
     validator("currentDocument").validate(document)
 
     intensity = await provider.current(OREGON)
@@ -418,56 +411,24 @@ async def test_a_current_document_the_schema_accepts_is_accepted(
     ],
 )
 async def test_a_forecast_document_violating_the_schema_is_refused_as_a_whole(
-    provider: CustomHttpProvider, fake_api: FakeCustomApi, document: Any
+    provider: CustomHttpProvider, fake_custom_api: FakeCustomApi, document: Any
 ) -> None:
-    fake_api.documents["forecast"] = document
+    fake_custom_api.documents["forecast"] = document
     assert not validator("forecastDocument").is_valid(document)
 
     with pytest.raises(BadResponse, match="forecast document"):
         await provider.forecast(OREGON, hours=24)
 
 
-async def test_rate_limit_carries_retry_after(
-    provider: CustomHttpProvider, fake_api: FakeCustomApi
-) -> None:
-    fake_api.set_mode(Mode.RATE_LIMITED)
-
-    with pytest.raises(RateLimited) as caught:
-        await provider.current(OREGON)
-
-    assert caught.value.retry_after == 15
-
-
 async def test_a_missing_document_is_an_outage_not_an_unknown_region(
-    provider: CustomHttpProvider, fake_api: FakeCustomApi
+    provider: CustomHttpProvider, fake_custom_api: FakeCustomApi
 ) -> None:
-    fake_api.set_mode(Mode.NOT_FOUND)
+    fake_custom_api.set_mode(Mode.NOT_FOUND)
 
     with pytest.raises(ProviderUnavailable, match="HTTP 404"):
         await provider.current(OREGON)
     with pytest.raises(ProviderUnavailable, match="HTTP 404"):
         await provider.forecast(OREGON, hours=24)
-
-
-async def test_an_answer_slower_than_the_timeout_makes_the_provider_unavailable(
-    fake_api: FakeCustomApi,
-) -> None:
-    fake_api.set_mode(Mode.SLOW)
-    custom = CustomHttpProvider(fake_api.url, timeout=0.05)
-    try:
-        with pytest.raises(ProviderUnavailable, match="no answer"):
-            await custom.current(OREGON)
-    finally:
-        await custom.close()
-
-
-async def test_malformed_json_is_a_bad_response(
-    provider: CustomHttpProvider, fake_api: FakeCustomApi
-) -> None:
-    fake_api.set_mode(Mode.MALFORMED)
-
-    with pytest.raises(BadResponse, match="not JSON"):
-        await provider.current(OREGON)
 
 
 def test_the_examples_in_the_contract_document_follow_the_schema() -> None:

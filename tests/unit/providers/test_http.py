@@ -20,6 +20,7 @@ from shared.providers._http import (
     spacing,
 )
 from shared.secret import Secret
+from tests.unit.providers.closing import Closing
 
 NOW = datetime(2026, 11, 26, 12, 20, tzinfo=UTC)
 
@@ -106,34 +107,32 @@ def test_the_repr_shows_no_secret() -> None:
 
 
 @pytest.mark.parametrize("body", ["NaN", '{"carbonIntensity": Infinity}', "", "<html>"])
-async def test_bodies_that_are_not_strict_json_are_bad_responses(body: str) -> None:
+async def test_bodies_that_are_not_strict_json_are_bad_responses(
+    body: str, closing: Closing
+) -> None:
     async def answer(request: web.Request) -> web.Response:
         return web.Response(text=body, content_type="application/json")
 
     app = web.Application()
     app.router.add_get("/doc", answer)
-    http = ProviderHttp("test")
-    try:
-        async with TestServer(app) as server:
-            with pytest.raises(BadResponse, match="not JSON"):
-                await http.get_json(str(server.make_url("/doc")))
-    finally:
-        await http.close()
+    http = closing(ProviderHttp("test"))
+    async with TestServer(app) as server:
+        with pytest.raises(BadResponse, match="not JSON"):
+            await http.get_json(str(server.make_url("/doc")))
 
 
-async def test_messages_name_the_path_but_not_the_query_or_credentials_in_the_url() -> None:
+async def test_messages_name_the_path_but_not_the_query_or_credentials_in_the_url(
+    closing: Closing,
+) -> None:
     async def fail(request: web.Request) -> web.Response:
         return web.Response(status=503, text="maintenance")
 
     app = web.Application()
     app.router.add_get("/doc", fail)
-    http = ProviderHttp("test")
-    try:
-        async with TestServer(app) as server:
-            url = server.make_url("/doc").with_user("ops").with_password("pa55word")
-            with pytest.raises(ProviderUnavailable) as caught:
-                await http.get_json(str(url.with_query(key="querysecret")))
-    finally:
-        await http.close()
+    http = closing(ProviderHttp("test"))
+    async with TestServer(app) as server:
+        url = server.make_url("/doc").with_user("ops").with_password("pa55word")
+        with pytest.raises(ProviderUnavailable) as caught:
+            await http.get_json(str(url.with_query(key="querysecret")))
 
     assert str(caught.value) == "test: GET /doc: HTTP 503: maintenance"
