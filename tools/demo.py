@@ -30,22 +30,20 @@ from typing import Final
 from kubernetes_asyncio import client as k8s
 
 from shared.models import Cloud
+from tests.e2e.carbon_api import mock_carbon_env
 from tests.e2e.cluster import ApiStatusError, Binaries, ControlPlane, ControlPlaneError
-from tests.e2e.fleet import FakeNode, create_fake_nodes
+from tests.e2e.fleet import FakeNode, create_fake_nodes, fake_fleet
 from tests.e2e.kube import wait_for_pods
+from tests.e2e.placement import REGION_LABEL, placement_rows, placement_table, preference_weights
+from tests.e2e.processes import ServiceError
 from tests.e2e.services import (
     RANKING_ANNOTATION,
-    REGION_LABEL,
     LocalReporter,
     LocalWebhook,
-    ServiceError,
-    create_read_pool,
-    mock_carbon_env,
-    placement_rows,
-    placement_table,
-    preference_weights,
+    create_namespace,
     serve_namespace,
 )
+from tests.e2e.workloads import create_read_pool
 
 DEMO_REGIONS: Final = {
     Cloud.AWS: ("us-west-2", "us-east-1", "eu-west-1", "eu-central-1", "ap-southeast-1"),
@@ -54,30 +52,8 @@ DEMO_REGIONS: Final = {
 }
 """The 15 regions of the packaged demo cluster (``make run``)."""
 
-_INSTANCE_TYPES: Final = {
-    Cloud.AWS: "m6i.2xlarge",
-    Cloud.GCP: "n2-standard-8",
-    Cloud.AZURE: "Standard_D8s_v5",
-}
-_ZONE_SUFFIXES: Final = {Cloud.AWS: ("a", "b"), Cloud.GCP: ("-a", "-b"), Cloud.AZURE: ("-1", "-2")}
 READ_POOL: Final = "stellar-read-pool"
 NAMESPACE_PREFIX: Final = "stellar-"
-
-
-def demo_fleet(nodes_per_region: int = 2) -> tuple[FakeNode, ...]:
-    """Two nodes in each demo region, one zone per node, cloud-shaped names and instance types."""
-    return tuple(
-        FakeNode(
-            name=f"{cloud.value}-{region}-{i + 1}",
-            cloud=cloud,
-            region=region,
-            zone=region + _ZONE_SUFFIXES[cloud][i % 2],
-            instance_type=_INSTANCE_TYPES[cloud],
-        )
-        for cloud, regions in DEMO_REGIONS.items()
-        for region in regions
-        for i in range(nodes_per_region)
-    )
 
 
 @dataclass(frozen=True)
@@ -105,10 +81,7 @@ def create_read_pool_namespace(control_plane: ControlPlane, timeout: float = 60.
 
     It stays until the control plane goes, so the reporter keeps showing its pods.
     """
-    created = control_plane.request(
-        "POST", "/api/v1/namespaces", {"metadata": {"generateName": NAMESPACE_PREFIX}}
-    )
-    namespace: str = created["metadata"]["name"]
+    namespace = create_namespace(control_plane, NAMESPACE_PREFIX)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -193,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     carbon = mock_carbon_env(args.seed)
     if os.environ.get("STELLAR_CARBON_MOCK_CLOCK"):
         carbon["STELLAR_CARBON_MOCK_CLOCK"] = os.environ["STELLAR_CARBON_MOCK_CLOCK"]
-    fleet = demo_fleet()
+    fleet = fake_fleet(DEMO_REGIONS)
 
     print("starting etcd, kube-apiserver, controller-manager, scheduler and kwok ...", flush=True)
     control_plane = ControlPlane(Binaries.locate())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import http.client
 import ipaddress
 import json
@@ -38,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes_asyncio import client as k8s
 
 from tests.e2e.pki import CertificateAuthority, private_pem, write_private
+from tests.e2e.process_group import log_tail, own_group_dying_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -115,36 +115,12 @@ def free_port() -> int:
         return port
 
 
-_PR_SET_PDEATHSIG: Final = 1
-_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
-
-
-def _detach_and_die_with_parent() -> None:
-    # Runs in the child between fork and exec. Its own process group lets teardown signal the
-    # component without touching pytest. PDEATHSIG kills it when pytest dies without tearing down;
-    # SIGKILL because a graceful apiserver shutdown hangs once etcd, killed alongside, is gone.
-    os.setpgrp()
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 @dataclass
 class _Component:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
     log: IO[bytes]
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - lines * 1000))
-            data = f.read()
-    except OSError as e:
-        return f"<unreadable: {e}>"
-    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 
 class ControlPlane:
@@ -256,7 +232,7 @@ class ControlPlane:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
-                preexec_fn=_detach_and_die_with_parent,
+                preexec_fn=own_group_dying_with_parent,
             )
         except BaseException:
             log.close()
@@ -479,7 +455,7 @@ class ControlPlane:
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines of every component log, in start order."""
         return "\n".join(
-            f"===== {c.name} ({c.log_path}) =====\n{_tail(c.log_path, lines)}"
+            f"===== {c.name} ({c.log_path}) =====\n{log_tail(c.log_path, lines)}"
             for c in self._components
         )
 

@@ -1,7 +1,9 @@
 """Session fixtures for the end-to-end tests: one real control plane and one fake cloud fleet.
 
 The control plane starts once per session (``make e2e`` builds the binaries first); every test
-gets its own kubernetes-asyncio client and, when it asks for one, its own namespace. A failed
+gets its own kubernetes-asyncio client and, when it asks for one, its own namespace. A module
+that defines a ``fake_carbon_api`` fixture gets that API served (``carbon_api``) and the webhook
+running on it (``webhook``), once per module. A failed
 test's report carries the tail of every component log, and the whole log directory is kept when
 anything failed.
 """
@@ -14,9 +16,13 @@ from pathlib import Path
 import pytest
 from kubernetes_asyncio import client as k8s
 
+from tests.e2e.carbon_api import CarbonApiThread, custom_api_carbon_env
 from tests.e2e.cluster import Binaries, ControlPlane
 from tests.e2e.fleet import FakeNode, create_fake_nodes, fake_fleet
 from tests.e2e.kube import fresh_namespace
+from tests.e2e.processes import logs_on_failure
+from tests.e2e.services import LocalWebhook
+from tests.fakes.custom_api import FakeCustomApi
 
 _CONTROL_PLANE = pytest.StashKey[ControlPlane]()
 _KEPT_WORKDIR = pytest.StashKey[Path]()
@@ -64,6 +70,35 @@ async def namespace(kube_api: k8s.ApiClient) -> AsyncIterator[str]:
     """A fresh namespace, ready for pods, deleted after the test."""
     async with fresh_namespace(kube_api) as name:
         yield name
+
+
+@pytest.fixture(scope="module")
+def carbon_api(fake_carbon_api: FakeCustomApi) -> Iterator[CarbonApiThread]:
+    """The module's ``fake_carbon_api`` on loopback, from a thread (it can be put in an outage)."""
+    with CarbonApiThread(fake_carbon_api) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def webhook(
+    request: pytest.FixtureRequest,
+    control_plane: ControlPlane,
+    fake_nodes: tuple[FakeNode, ...],
+    carbon_api: CarbonApiThread,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LocalWebhook]:
+    """``python -m webhook`` on ``carbon_api``, registered for namespaces ``serve_namespace``
+    labels; its log tail goes into the report of every failed test of the module."""
+    module = request.module.__name__.rpartition(".")[2].replace("_", "-")
+    with LocalWebhook(
+        control_plane,
+        name=f"{module}.carbon.stellar.org",
+        carbon=custom_api_carbon_env(carbon_api),
+        log_dir=tmp_path_factory.mktemp("webhook-logs"),
+    ) as webhook:
+        assert webhook.service is not None
+        with logs_on_failure(request.config, webhook.service):
+            yield webhook
 
 
 @pytest.hookimpl(wrapper=True)

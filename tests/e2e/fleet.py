@@ -44,8 +44,11 @@ FLEET_REGIONS: Final = {
 }
 
 
-def fake_fleet(nodes_per_region: int = 2) -> tuple[FakeNode, ...]:
-    """Nodes in nine regions across AWS, GCP and Azure, one zone per node."""
+def fake_fleet(
+    regions: Mapping[Cloud, Sequence[str]] = FLEET_REGIONS, nodes_per_region: int = 2
+) -> tuple[FakeNode, ...]:
+    """Nodes in ``regions`` (by default nine across AWS, GCP and Azure), one zone per node,
+    cloud-shaped names and instance types."""
     return tuple(
         FakeNode(
             name=f"{cloud.value}-{region}-{i + 1}",
@@ -54,8 +57,8 @@ def fake_fleet(nodes_per_region: int = 2) -> tuple[FakeNode, ...]:
             zone=region + _ZONE_SUFFIXES[cloud][i % 2],
             instance_type=_INSTANCE_TYPES[cloud],
         )
-        for cloud, regions in FLEET_REGIONS.items()
-        for region in regions
+        for cloud, names in regions.items()
+        for region in names
         for i in range(nodes_per_region)
     )
 

@@ -1,430 +1,36 @@
-"""Our own services as real local processes next to the end-to-end control plane.
+"""The webhook and the reporter as local processes next to the end-to-end control plane.
 
-``LocalService`` runs ``python -m webhook`` or ``python -m reporter`` in its own process group with
-its output in a log file. ``LocalWebhook`` adds what the webhook needs around it: a secret
-namespace, a MutatingWebhookConfiguration registered by loopback URL with an empty ``caBundle``
-(the webhook's self-managed TLS fills it in) and a readiness check that does a verified TLS
-handshake with the CA the webhook published. ``CarbonApiThread`` serves the fake custom carbon API
-from a thread of its own, so fixtures without an event loop can own it and switch it into an
-outage. ``placement_table`` renders where pods landed next to each region's intensity.
-
-Processes, probes and the fake API are synchronous: module-scoped fixtures and ``tools.demo`` have
-no event loop to share. The workload helpers (a read pool shaped like the Stellar-K8s operator's,
-``serve_namespace``) are asynchronous, like the rest of the e2e Kubernetes helpers.
+``LocalWebhook`` adds what the webhook needs around its process: a secret namespace, a
+MutatingWebhookConfiguration registered by loopback URL with an empty ``caBundle`` (the webhook's
+self-managed TLS fills it in) and a readiness check that does a verified TLS handshake with the CA
+the webhook published. ``LocalReporter`` waits for the reporter's health endpoint. Both are
+synchronous, like ``LocalService``; ``serve_namespace`` is asynchronous, like the rest of the e2e
+Kubernetes helpers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
-import ctypes
 import json
-import os
-import signal
-import socket
-import ssl
-import subprocess
-import sys
-import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final, Self
 
-import pytest
-from aiohttp import web
 from kubernetes_asyncio import client as k8s
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.cluster import ApiStatusError, ControlPlane, free_port
 from tests.e2e.kube import as_body, mutating_webhook_configuration, wait_for_admission
 from tests.e2e.pki import write_private
-from tests.fakes.custom_api import FakeCustomApi
+from tests.e2e.probes import http_get, http_json, metric_samples, tls_handshake_verified
+from tests.e2e.processes import LocalService, ServiceError
+from tests.e2e.workloads import read_replica_pod
 
-REPO: Final = Path(__file__).resolve().parents[2]
-REGION_LABEL: Final = "topology.kubernetes.io/region"
 WEBHOOK_NAMESPACE_LABEL: Final = "e2e.stellar.org/carbon-webhook"
 """Namespaces carrying this label (value ``enabled``) are sent to a ``LocalWebhook``."""
-
 RANKING_ANNOTATION: Final = "stellar.org/carbon-ranking"
-READ_REPLICA: Final = {"stellar.org/role": "read-replica"}
-STELLAR_CORE_IMAGE: Final = "docker.io/stellar/stellar-core:22.1.0-2194.0241e79f7.focal"
 
-_POLL_SECONDS: Final = 0.2
 _MWC_PATH: Final = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
-# Variables of the developer's shell that would steer a service elsewhere than where the test
-# points it: in-cluster detection, another kubeconfig, settings of a locally running service.
-_SCRUBBED_PREFIXES: Final = ("STELLAR_CARBON_", "KUBERNETES_SERVICE_")
-_SCRUBBED: Final = frozenset({"KUBECONFIG", "POD_NAMESPACE"})
-
-
-class ServiceError(Exception):
-    """A local service exited, or did not become ready in time; the message ends with its log."""
-
-
-# --- processes ----------------------------------------------------------------------------------
-
-_PR_SET_PDEATHSIG: Final = 1
-_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
-
-
-def _own_group_dying_with_parent() -> None:
-    # Runs between fork and exec: a group of its own lets a test SIGKILL the service without
-    # touching pytest, and PDEATHSIG takes it down if pytest itself dies without cleaning up.
-    os.setpgrp()
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def service_environment(overrides: Mapping[str, str]) -> dict[str, str]:
-    """The current environment minus anything that would point a service elsewhere, plus
-    ``overrides``."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in _SCRUBBED and not key.startswith(_SCRUBBED_PREFIXES)
-    }
-    env.update(
-        PYTHONUNBUFFERED="1",
-        PYTHONDONTWRITEBYTECODE="1",
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-    )
-    env.update(overrides)
-    return env
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - lines * 400))
-            data = f.read()
-    except OSError as e:
-        return f"<unreadable: {e}>"
-    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
-
-
-class LocalService:
-    """``python -m <module>`` with ``env``, in its own process group, logging to a file.
-
-    Restarts append to the same log, separated by a marker line, so a failure report shows the
-    whole story of the process.
-    """
-
-    def __init__(self, name: str, module: str, env: Mapping[str, str], log_dir: Path) -> None:
-        self.name = name
-        self.module = module
-        self.env = service_environment(env)
-        self.log_path = log_dir / f"{name}.log"
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-        self.starts = 0
-
-    def __repr__(self) -> str:
-        return f"LocalService({self.name!r}, pid={self.pid})"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def start(self) -> None:
-        if self.running:
-            raise ServiceError(f"{self.name} is already running (pid {self.pid})")
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._close_log()
-        self._log = self.log_path.open("ab")
-        self.starts += 1
-        self._log.write(f"----- start #{self.starts}: python -m {self.module}\n".encode())
-        self._log.flush()
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", self.module],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            env=self.env,
-            preexec_fn=_own_group_dying_with_parent,
-        )
-
-    def wait_until(
-        self,
-        what: str,
-        probe: Callable[[], bool],
-        *,
-        timeout: float = 60.0,
-    ) -> None:
-        """Poll ``probe`` until it holds; raise ``ServiceError`` if the process exits or time runs
-        out. Connection errors count as "not yet"."""
-        deadline = time.monotonic() + timeout
-        last = "not ready"
-        while True:
-            if self._process is None or self._process.poll() is not None:
-                code = None if self._process is None else self._process.returncode
-                raise ServiceError(
-                    f"{self.name} exited with code {code} while waiting for {what}\n"
-                    f"{self.log_tail()}"
-                )
-            try:
-                if probe():
-                    return
-                last = "not yet"
-            except (OSError, ValueError, ssl.SSLError, ApiStatusError) as e:
-                last = f"{type(e).__name__}: {e}"
-            if time.monotonic() > deadline:
-                raise ServiceError(
-                    f"{self.name}: {what} not reached after {timeout:.0f}s ({last})\n"
-                    f"{self.log_tail()}"
-                )
-            time.sleep(_POLL_SECONDS)
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group, as an OOM kill or a node loss would."""
-        self._signal(signal.SIGKILL)
-        if self._process is not None:
-            self._process.wait()
-
-    def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after ``grace`` seconds; idempotent."""
-        process = self._process
-        if process is not None and process.poll() is None:
-            self._signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._close_log()
-
-    def log_tail(self, lines: int = 80) -> str:
-        return f"--- {self.log_path} (last {lines} lines) ---\n{_tail(self.log_path, lines)}"
-
-    def _signal(self, signum: signal.Signals) -> None:
-        if self._process is not None and self._process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._process.pid, signum)
-
-    def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self) -> LocalService:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
-class FailureLogs:
-    """A pytest plugin that appends the services' log tails to every failed test's report."""
-
-    def __init__(self, services: Sequence[LocalService]) -> None:
-        self._services = services
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
-        if report.failed:
-            for service in self._services:
-                report.sections.append((f"{service.name} log", service.log_tail()))
-        return report
-
-
-@contextlib.contextmanager
-def logs_on_failure(config: pytest.Config, *services: LocalService) -> Iterator[None]:
-    """While active, failed tests carry the tails of ``services``' logs in their reports."""
-    plugin = FailureLogs(services)
-    config.pluginmanager.register(plugin)
-    try:
-        yield
-    finally:
-        config.pluginmanager.unregister(plugin)
-
-
-# --- probes -------------------------------------------------------------------------------------
-
-_OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def http_get(url: str, *, timeout: float = 5.0) -> tuple[int, bytes]:
-    """Status and body of a plain GET on loopback (never through a proxy); HTTP errors included."""
-    try:
-        with _OPENER.open(url, timeout=timeout) as response:
-            return int(response.status), bytes(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, bytes(e.read())
-
-
-def http_json(url: str) -> Any:
-    """The JSON body of a GET that must answer 200."""
-    status, body = http_get(url)
-    if status != 200:
-        raise AssertionError(f"GET {url} -> HTTP {status}: {body[:500]!r}")
-    return json.loads(body)
-
-
-def prometheus_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Prometheus text as ``{(sample name, frozenset(labels)): value}``."""
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def tls_handshake_verified(port: int, ca_pem: bytes, server_name: str = "127.0.0.1") -> bool:
-    """A TLS handshake with 127.0.0.1:``port`` succeeds, the certificate verified against
-    ``ca_pem`` for ``server_name``, exactly as the API server checks it."""
-    context = ssl.create_default_context(cadata=ca_pem.decode("ascii"))
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname=server_name),
-    ):
-        return True
-
-
-# --- the fake carbon API in a thread -------------------------------------------------------------
-
-
-class CarbonApiThread:
-    """``FakeCustomApi`` served on loopback from an event loop in a background thread.
-
-    ``outage = True`` makes every route answer HTTP 500, as an API whose backend is down would.
-    """
-
-    def __init__(self, fake: FakeCustomApi) -> None:
-        self.fake = fake
-        self.outage = False
-        self.refused = 0
-        """Requests answered 500 because of the outage."""
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-
-    @property
-    def url(self) -> str:
-        return self.fake.url
-
-    @property
-    def forecast_url(self) -> str:
-        return self.fake.forecast_url
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="fake-carbon-api", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise ServiceError("the fake carbon API did not start within 30s")
-        if self._error is not None:
-            raise ServiceError(f"the fake carbon API failed to start: {self._error!r}")
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop may already be gone
-                self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> CarbonApiThread:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as e:  # reported to start(); a thread has nowhere else to say it
-            self._error = e
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        app = self.fake.make_app()
-        app.middlewares.append(self._outage_middleware)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            host, port = runner.addresses[0][:2]
-            self.fake.base_url = f"http://{host}:{port}"
-            self._ready.set()
-            await self._stop.wait()
-        finally:
-            self.fake.release()
-            await runner.cleanup()
-
-    @web.middleware
-    async def _outage_middleware(
-        self,
-        request: web.Request,
-        handler: Callable[[web.Request], Any],
-    ) -> web.StreamResponse:
-        if self.outage:
-            self.refused += 1
-            return web.json_response({"error": "carbon backend unavailable"}, status=500)
-        response: web.StreamResponse = await handler(request)
-        return response
-
-
-# --- environments -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CarbonTimings:
-    """Cache and refresh timings. The defaults are short so that outages show within seconds."""
-
-    current_ttl: float = 2.0
-    forecast_ttl: float = 2.0
-    max_stale: float = 10.0
-    refresh_interval: float = 1.0
-    backoff_base: float = 1.0
-    backoff_max: float = 2.0
-    http_timeout: float = 2.0
-
-    def env(self) -> dict[str, str]:
-        return {
-            "STELLAR_CARBON_CURRENT_TTL": f"{self.current_ttl:g}",
-            "STELLAR_CARBON_FORECAST_TTL": f"{self.forecast_ttl:g}",
-            "STELLAR_CARBON_MAX_STALE": f"{self.max_stale:g}",
-            "STELLAR_CARBON_REFRESH_INTERVAL": f"{self.refresh_interval:g}",
-            "STELLAR_CARBON_BACKOFF_BASE": f"{self.backoff_base:g}",
-            "STELLAR_CARBON_BACKOFF_MAX": f"{self.backoff_max:g}",
-            "STELLAR_CARBON_HTTP_TIMEOUT": f"{self.http_timeout:g}",
-        }
-
-
-def custom_api_carbon_env(
-    api: CarbonApiThread, timings: CarbonTimings = CarbonTimings()
-) -> dict[str, str]:
-    """Carbon settings for the custom HTTP provider on ``api``, static annual averages behind."""
-    return {
-        "STELLAR_CARBON_PROVIDERS": "http,static",
-        "STELLAR_CARBON_CUSTOM_URL": api.url,
-        "STELLAR_CARBON_CUSTOM_FORECAST_URL": api.forecast_url,
-        **timings.env(),
-    }
-
-
-def mock_carbon_env(seed: int = 0) -> dict[str, str]:
-    """Carbon settings for the built-in mock provider, static annual averages behind."""
-    return {"STELLAR_CARBON_PROVIDERS": "mock,static", "STELLAR_CARBON_MOCK_SEED": str(seed)}
 
 
 def webhook_env(
@@ -524,7 +130,29 @@ def ca_bundle_of(control_plane: ControlPlane, config_name: str) -> bytes:
     return base64.b64decode(encoded)
 
 
-class LocalWebhook:
+class _Lifetime:
+    """A local service as a context manager: ``close()`` undoes whatever ``start()`` got done,
+    also when ``start()`` fails halfway (a registered configuration, a namespace, a process)."""
+
+    def start(self, *, timeout: float = 60.0) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class LocalWebhook(_Lifetime):
     """The admission webhook as a local process with self-managed TLS, registered by URL.
 
     ``start()`` creates a namespace for the certificate Secret, registers a
@@ -626,12 +254,9 @@ class LocalWebhook:
 
     def admissions(self) -> dict[str, float]:
         """``stellar_carbon_webhook_admissions_total`` by outcome, from ``/metrics``."""
-        status, body = http_get(f"{self.health_url}/metrics")
-        if status != 200:
-            raise AssertionError(f"webhook /metrics -> HTTP {status}")
         return {
             dict(labels)["outcome"]: value
-            for (name, labels), value in prometheus_samples(body.decode()).items()
+            for (name, labels), value in metric_samples(f"{self.health_url}/metrics").items()
             if name == "stellar_carbon_webhook_admissions_total"
         }
 
@@ -648,19 +273,8 @@ class LocalWebhook:
             raise ServiceError("the webhook was never started")
         return self.service
 
-    def __enter__(self) -> LocalWebhook:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-class LocalReporter:
+class LocalReporter(_Lifetime):
     """The sustainability reporter as a local process watching the cluster's nodes and pods."""
 
     def __init__(
@@ -688,10 +302,7 @@ class LocalReporter:
         return http_json(f"{self.url}/api/v1/sustainability/{path}")
 
     def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-        status, body = http_get(f"{self.url}/metrics")
-        if status != 200:
-            raise AssertionError(f"reporter /metrics -> HTTP {status}")
-        return prometheus_samples(body.decode())
+        return metric_samples(f"{self.url}/metrics")
 
     def start(self, *, timeout: float = 60.0) -> None:
         self.service.start()
@@ -703,17 +314,6 @@ class LocalReporter:
 
     def close(self) -> None:
         self.service.stop()
-
-    def __enter__(self) -> LocalReporter:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 async def serve_namespace(api: k8s.ApiClient, namespace: str) -> None:
@@ -728,174 +328,3 @@ async def serve_namespace(api: k8s.ApiClient, namespace: str) -> None:
         read_replica_pod("probe"),
         lambda pod: RANKING_ANNOTATION in (pod.metadata.annotations or {}),
     )
-
-
-# --- workloads ----------------------------------------------------------------------------------
-
-
-def stellar_core_container() -> dict[str, Any]:
-    """A stellar-core container as the read pool runs it (kwok never starts it)."""
-    return {
-        "name": "stellar-core",
-        "image": STELLAR_CORE_IMAGE,
-        "args": ["run", "--conf", "/etc/stellar/stellar-core.cfg"],
-        "ports": [
-            {"name": "peer", "containerPort": 11625, "protocol": "TCP"},
-            {"name": "http", "containerPort": 11626, "protocol": "TCP"},
-        ],
-        "resources": {
-            "requests": {"cpu": "500m", "memory": "1Gi"},
-            "limits": {"memory": "2Gi"},
-        },
-    }
-
-
-def read_replica_pod(name: str) -> dict[str, Any]:
-    """A bare read-replica pod (label ``app=<name>``), e.g. to probe admission with dry runs."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {**READ_REPLICA, "app": name}},
-        "spec": {"containers": [stellar_core_container()]},
-    }
-
-
-def read_pool(name: str, replicas: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A headless Service and a StatefulSet shaped like the Stellar-K8s operator's read pool:
-    the role label on the pod template, the carbon-aware annotation only on the StatefulSet
-    (where the operator puts it and from where it never reaches the pods)."""
-    labels = {
-        "app.kubernetes.io/name": "stellar-node",
-        "app.kubernetes.io/instance": name,
-        "app.kubernetes.io/component": "read-pool",
-        "app.kubernetes.io/managed-by": "stellar-operator",
-        **READ_REPLICA,
-    }
-    selector = {"app.kubernetes.io/instance": name, **READ_REPLICA}
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "clusterIP": "None",
-            "selector": selector,
-            "ports": [
-                {"name": "peer", "port": 11625, "targetPort": "peer"},
-                {"name": "http", "port": 11626, "targetPort": "http"},
-            ],
-        },
-    }
-    statefulset = {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": {
-            "name": name,
-            "labels": labels,
-            "annotations": {"stellar.org/carbon-aware": "enabled"},
-        },
-        "spec": {
-            "serviceName": name,
-            "replicas": replicas,
-            "podManagementPolicy": "Parallel",
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "terminationGracePeriodSeconds": 30,
-                    "containers": [stellar_core_container()],
-                    "volumes": [{"name": "data", "emptyDir": {}}],
-                },
-            },
-        },
-    }
-    return service, statefulset
-
-
-async def create_read_pool(api: k8s.ApiClient, namespace: str, name: str, replicas: int) -> str:
-    """Create a read pool; return the label selector of its pods."""
-    service, statefulset = read_pool(name, replicas)
-    await k8s.CoreV1Api(api).create_namespaced_service(namespace, as_body(service))
-    await k8s.AppsV1Api(api).create_namespaced_stateful_set(namespace, as_body(statefulset))
-    return f"app.kubernetes.io/instance={name}"
-
-
-# --- placement ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RegionPlacement:
-    """One row of a placement table."""
-
-    region: str
-    cloud: str
-    intensity: float | None
-    """gCO2eq/kWh the placement was decided on; None when unknown."""
-    weight: int | None
-    """Preferred node-affinity weight the pods got for this region; None for no term."""
-    pods: tuple[str, ...]
-
-
-def preference_weights(affinity_terms: Sequence[Mapping[str, Any]], key: str) -> dict[str, int]:
-    """Region → weight from preferred node-affinity terms (as the API returns them) on ``key``."""
-    weights: dict[str, int] = {}
-    for term in affinity_terms:
-        for expression in term["preference"].get("matchExpressions") or []:
-            if expression["key"] == key and expression["operator"] == "In":
-                for region in expression["values"]:
-                    weights[region] = int(term["weight"])
-    return weights
-
-
-def placement_rows(
-    *,
-    pod_nodes: Mapping[str, str],
-    node_regions: Mapping[str, str],
-    region_clouds: Mapping[str, str],
-    intensities: Mapping[str, float],
-    weights: Mapping[str, int] | None = None,
-) -> list[RegionPlacement]:
-    """Rows for every region with nodes, greenest first, with the pods bound there."""
-    by_region: dict[str, list[str]] = {region: [] for region in region_clouds}
-    for pod, node in sorted(pod_nodes.items()):
-        by_region.setdefault(node_regions.get(node, "?"), []).append(pod)
-    rows = [
-        RegionPlacement(
-            region=region,
-            cloud=region_clouds.get(region, "?"),
-            intensity=intensities.get(region),
-            weight=(weights or {}).get(region),
-            pods=tuple(pods),
-        )
-        for region, pods in by_region.items()
-    ]
-    rows.sort(key=lambda r: (r.intensity is None, r.intensity or 0.0, r.region))
-    return rows
-
-
-def placement_table(rows: Sequence[RegionPlacement], *, title: str = "") -> str:
-    """A fixed-width text table: region, cloud, intensity, weight, pod count and names."""
-    header = ("region", "cloud", "gCO2eq/kWh", "weight", "pods", "placed")
-    body = [
-        (
-            row.region,
-            row.cloud,
-            "unknown" if row.intensity is None else f"{row.intensity:.0f}",
-            "-" if row.weight is None else str(row.weight),
-            str(len(row.pods)),
-            ", ".join(row.pods) or "-",
-        )
-        for row in rows
-    ]
-    widths = [max(len(line[i]) for line in (header, *body)) for i in range(len(header))]
-    right = {2, 3, 4}
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
-            for i, cell in enumerate(cells)
-        ).rstrip()
-
-    lines = [title] if title else []
-    lines += [line(header), line(["-" * w for w in widths])]
-    lines += [line(cells) for cells in body]
-    return "\n".join(lines)

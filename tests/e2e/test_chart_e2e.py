@@ -12,7 +12,6 @@ ServiceMonitor of ``ci/redis-values.yaml`` (a prometheus-operator CRD; disabled 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import secrets
 import subprocess
@@ -27,23 +26,19 @@ import pytest
 import yaml
 from kubernetes_asyncio import client as k8s
 
+from tests.e2e.carbon_api import mock_carbon_env
 from tests.e2e.cluster import ApiStatusError, ControlPlane, free_port
 from tests.e2e.fleet import FakeNode
 from tests.e2e.kube import as_body, dry_run_pod
+from tests.e2e.probes import http_get, http_json, prometheus_samples, tls_handshake_verified
+from tests.e2e.processes import REPO, FailureLogs, LocalService
 from tests.e2e.services import (
-    REPO,
-    FailureLogs,
-    LocalService,
+    ca_bundle_of,
     create_namespace,
     delete_namespace,
-    http_get,
-    http_json,
-    mock_carbon_env,
-    prometheus_samples,
-    read_replica_pod,
     service_account_kubeconfig,
-    tls_handshake_verified,
 )
+from tests.e2e.workloads import read_replica_pod
 
 pytestmark = pytest.mark.e2e
 
@@ -257,6 +252,39 @@ def chart_process(
     return service
 
 
+def start_chart_reporter(
+    control_plane: ControlPlane,
+    release: Release,
+    chart_env: Mapping[str, str],
+    services: list[LocalService],
+    log_dir: Path,
+    *,
+    timeout: float = 60.0,
+) -> str:
+    """``python -m reporter`` with ``chart_env`` from the release's Deployment, as the chart's
+    ServiceAccount, on loopback and the mock carbon data; its API URL once health answers 200."""
+    deployment = release.one("Deployment", "reporter")
+    port = free_port()
+    env = {
+        **chart_env,
+        **mock_carbon_env(),
+        "STELLAR_CARBON_REPORTER_HOST": "127.0.0.1",
+        "STELLAR_CARBON_REPORTER_PORT": str(port),
+        "KUBECONFIG": str(
+            service_account_kubeconfig(
+                control_plane,
+                release.namespace,
+                service_account_of(deployment),
+                log_dir / "reporter-sa.kubeconfig",
+            )
+        ),
+    }
+    reporter = chart_process("chart-reporter", "reporter", env, log_dir, services)
+    api = f"http://127.0.0.1:{port}/api/v1/sustainability"
+    reporter.wait_until("health 200", lambda: http_get(f"{api}/health")[0] == 200, timeout=timeout)
+    return api
+
+
 # --- tests --------------------------------------------------------------------------------------
 
 
@@ -370,23 +398,17 @@ def test_webhook_as_the_chart_service_account_creates_its_certificate_and_inject
         "/readyz 200", lambda: http_get(f"http://127.0.0.1:{health_port}/readyz")[0] == 200
     )
 
-    mwc = f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{config_name}"
-    ca_bundle = ""
-
-    def injected() -> bool:
-        nonlocal ca_bundle
-        client = control_plane.request("GET", mwc)["webhooks"][0]["clientConfig"]
-        ca_bundle = client.get("caBundle", "")
-        return bool(ca_bundle)
-
-    webhook.wait_until("caBundle injected into the chart's configuration", injected)
+    webhook.wait_until(
+        "caBundle injected into the chart's configuration",
+        lambda: bool(ca_bundle_of(control_plane, config_name)),
+    )
     secret = control_plane.request(
         "GET", f"/api/v1/namespaces/{release.namespace}/secrets/{secret_name}"
     )
     assert secret["type"] == "kubernetes.io/tls"
     assert set(secret["data"]) >= {"tls.crt", "tls.key", "ca.crt"}
     # The certificate is valid for the Service name the API server dials.
-    ca_pem = base64.b64decode(ca_bundle)
+    ca_pem = ca_bundle_of(control_plane, config_name)
     assert tls_handshake_verified(port, ca_pem, f"{service_name}.{release.namespace}.svc")
 
 
@@ -397,30 +419,17 @@ def test_reporter_as_the_chart_service_account_watches_nodes_and_pods(
     service_logs: list[LocalService],
     tmp_path: Path,
 ) -> None:
-    deployment = release.one("Deployment", "reporter")
-    port = free_port()
-    env = {
-        **container_env(deployment),
-        **mock_carbon_env(),
-        "STELLAR_CARBON_REPORTER_HOST": "127.0.0.1",
-        "STELLAR_CARBON_REPORTER_PORT": str(port),
-        "KUBECONFIG": str(
-            service_account_kubeconfig(
-                control_plane,
-                release.namespace,
-                service_account_of(deployment),
-                tmp_path / "reporter-sa.kubeconfig",
-            )
-        ),
-    }
-    reporter = chart_process("chart-reporter", "reporter", env, tmp_path, service_logs)
-    health_url = f"http://127.0.0.1:{port}/api/v1/sustainability/health"
+    api = start_chart_reporter(
+        control_plane,
+        release,
+        container_env(release.one("Deployment", "reporter")),
+        service_logs,
+        tmp_path,
+    )
 
-    reporter.wait_until("health 200", lambda: http_get(health_url)[0] == 200)
-
-    checks = {c["name"]: c for c in http_json(health_url)["checks"]}
+    checks = {c["name"]: c for c in http_json(f"{api}/health")["checks"]}
     assert checks["kubernetes"]["status"] == "ok", checks["kubernetes"]
-    nodes = http_json(f"http://127.0.0.1:{port}/api/v1/sustainability/nodes")
+    nodes = http_json(f"{api}/nodes")
     assert {n["name"] for n in nodes["nodes"]} >= {f.name for f in fake_nodes}
 
 
@@ -462,34 +471,18 @@ def test_reporter_with_a_watch_namespace_runs_on_the_rights_the_chart_grants(
     tmp_path: Path,
 ) -> None:
     release, _ = redis_release
-    deployment = release.one("Deployment", "reporter")
-    port = free_port()
     # Only the reporter's own settings: the release's carbon APIs, Redis and the mounted region
     # overrides do not exist outside a cluster; carbon data comes from the mock provider.
     reporter_env = {
         name: value
-        for name, value in container_env(deployment).items()
+        for name, value in container_env(release.one("Deployment", "reporter")).items()
         if name.startswith("STELLAR_CARBON_REPORTER_")
     }
     assert "STELLAR_CARBON_REPORTER_POD_NAMESPACE" in reporter_env
-    env = {
-        **reporter_env,
-        **mock_carbon_env(),
-        "STELLAR_CARBON_REPORTER_HOST": "127.0.0.1",
-        "STELLAR_CARBON_REPORTER_PORT": str(port),
-        "KUBECONFIG": str(
-            service_account_kubeconfig(
-                control_plane,
-                release.namespace,
-                service_account_of(deployment),
-                tmp_path / "reporter-sa.kubeconfig",
-            )
-        ),
-    }
-    reporter = chart_process("chart-reporter", "reporter", env, tmp_path, service_logs)
-    health_url = f"http://127.0.0.1:{port}/api/v1/sustainability/health"
 
-    reporter.wait_until("health 200", lambda: http_get(health_url)[0] == 200, timeout=15)
+    api = start_chart_reporter(
+        control_plane, release, reporter_env, service_logs, tmp_path, timeout=15
+    )
 
-    checks = {c["name"]: c for c in http_json(health_url)["checks"]}
+    checks = {c["name"]: c for c in http_json(f"{api}/health")["checks"]}
     assert checks["kubernetes"]["status"] == "ok", checks["kubernetes"]

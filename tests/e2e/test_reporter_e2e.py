@@ -16,18 +16,13 @@ from typing import Any, Final, TypeVar
 import pytest
 from kubernetes_asyncio import client as k8s
 
+from tests.e2e.carbon_api import CarbonApiThread, custom_api_carbon_env
 from tests.e2e.cluster import ControlPlane
 from tests.e2e.fleet import FakeNode
 from tests.e2e.kube import fresh_namespace, wait_for_pods
-from tests.e2e.services import (
-    CarbonApiThread,
-    LocalReporter,
-    LocalWebhook,
-    create_read_pool,
-    custom_api_carbon_env,
-    logs_on_failure,
-    serve_namespace,
-)
+from tests.e2e.processes import logs_on_failure
+from tests.e2e.services import LocalReporter, LocalWebhook, serve_namespace
+from tests.e2e.workloads import create_read_pool
 from tests.fakes.custom_api import FakeCustomApi, Region
 
 pytestmark = pytest.mark.e2e
@@ -64,32 +59,11 @@ def eventually(what: str, read: Callable[[], T], done: Callable[[T], bool], time
 
 
 @pytest.fixture(scope="module")
-def carbon_api() -> Iterator[CarbonApiThread]:
-    fake = FakeCustomApi(
+def fake_carbon_api() -> FakeCustomApi:
+    return FakeCustomApi(
         now=datetime.now(UTC),
         regions={region: Region(value) for region, value in INTENSITIES.items()},
     )
-    with CarbonApiThread(fake) as api:
-        yield api
-
-
-@pytest.fixture(scope="module")
-def webhook(
-    request: pytest.FixtureRequest,
-    control_plane: ControlPlane,
-    fake_nodes: tuple[FakeNode, ...],
-    carbon_api: CarbonApiThread,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[LocalWebhook]:
-    with LocalWebhook(
-        control_plane,
-        name="reporter-e2e.carbon.stellar.org",
-        carbon=custom_api_carbon_env(carbon_api),
-        log_dir=tmp_path_factory.mktemp("webhook-logs"),
-    ) as webhook:
-        assert webhook.service is not None
-        with logs_on_failure(request.config, webhook.service):
-            yield webhook
 
 
 @pytest.fixture(scope="module")

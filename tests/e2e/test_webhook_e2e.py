@@ -12,7 +12,7 @@ shared webhook (the last test restarts it).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -21,22 +21,16 @@ import pytest
 from kubernetes_asyncio import client as k8s
 
 from shared.catalog import RegionCatalog
-from tests.e2e.cluster import KUBERNETES_VERSION, ControlPlane
+from tests.e2e.carbon_api import CarbonApiThread
+from tests.e2e.cluster import KUBERNETES_VERSION
 from tests.e2e.fleet import FakeNode
 from tests.e2e.kube import as_body, fresh_namespace, wait_for_admission, wait_for_pods
-from tests.e2e.services import (
+from tests.e2e.placement import REGION_LABEL, placement_rows, placement_table, preference_weights
+from tests.e2e.services import LocalWebhook, serve_namespace
+from tests.e2e.workloads import (
     READ_REPLICA,
-    REGION_LABEL,
-    CarbonApiThread,
-    LocalWebhook,
     create_read_pool,
-    custom_api_carbon_env,
-    logs_on_failure,
-    placement_rows,
-    placement_table,
-    preference_weights,
     read_replica_pod,
-    serve_namespace,
     stellar_core_container,
 )
 from tests.fakes.custom_api import FakeCustomApi, Region
@@ -76,6 +70,7 @@ PREFERRED: Final = "preferredDuringSchedulingIgnoredDuringExecution"
 REQUIRED: Final = "requiredDuringSchedulingIgnoredDuringExecution"
 
 
+@pytest.fixture(scope="module")
 def fake_carbon_api() -> FakeCustomApi:
     return FakeCustomApi(
         now=datetime.now(UTC),
@@ -84,31 +79,6 @@ def fake_carbon_api() -> FakeCustomApi:
             for region, value in INTENSITIES.items()
         },
     )
-
-
-@pytest.fixture(scope="module")
-def carbon_api() -> Iterator[CarbonApiThread]:
-    with CarbonApiThread(fake_carbon_api()) as api:
-        yield api
-
-
-@pytest.fixture(scope="module")
-def webhook(
-    request: pytest.FixtureRequest,
-    control_plane: ControlPlane,
-    fake_nodes: tuple[FakeNode, ...],
-    carbon_api: CarbonApiThread,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[LocalWebhook]:
-    with LocalWebhook(
-        control_plane,
-        name="carbon.e2e.stellar.org",
-        carbon=custom_api_carbon_env(carbon_api),
-        log_dir=tmp_path_factory.mktemp("webhook-logs"),
-    ) as webhook:
-        assert webhook.service is not None
-        with logs_on_failure(request.config, webhook.service):
-            yield webhook
 
 
 def probe_pod(name: str = "probe") -> dict[str, Any]:
@@ -207,6 +177,21 @@ def assert_decided_now(pod: k8s.V1Pod, since: datetime) -> None:
     assert decided.endswith("Z"), decided
     at = datetime.fromisoformat(decided.replace("Z", "+00:00"))
     assert since - timedelta(seconds=5) <= at <= datetime.now(UTC), decided
+
+
+async def create_once_decided_on(
+    api: k8s.ApiClient, namespace: str, source: str, name: str, *, seconds: float
+) -> k8s.V1Pod:
+    """Wait until admission decides on carbon data from ``source``, then create pod ``name``
+    (waiting ``seconds`` at most)."""
+    await wait_for_admission(
+        api,
+        namespace,
+        probe_pod(),
+        lambda p: pod_annotations(p).get(SOURCE) == source,
+        timeout=seconds,
+    )
+    return await k8s.CoreV1Api(api).create_namespaced_pod(namespace, as_body(probe_pod(name)))
 
 
 def static_ranking() -> str:
@@ -345,28 +330,17 @@ async def test_during_a_carbon_api_outage_pods_are_placed_on_stale_then_static_d
     carbon_namespace: str,
     carbon_api: CarbonApiThread,
 ) -> None:
-    core = k8s.CoreV1Api(kube_api)
     expected_static = static_ranking()
     carbon_api.outage = True
     try:
         # The provider keeps its last document for a while, then fails: values go stale.
-        await wait_for_admission(
-            kube_api,
-            carbon_namespace,
-            probe_pod(),
-            lambda p: pod_annotations(p).get(SOURCE) == "http(stale)",
-            timeout=75,
+        stale = await create_once_decided_on(
+            kube_api, carbon_namespace, "http(stale)", "stale", seconds=75
         )
-        stale = await core.create_namespaced_pod(carbon_namespace, as_body(probe_pod("stale")))
         # Past the maximum stale age the chain falls back to the static annual averages.
-        await wait_for_admission(
-            kube_api,
-            carbon_namespace,
-            probe_pod(),
-            lambda p: pod_annotations(p).get(SOURCE) == "static",
-            timeout=45,
+        static = await create_once_decided_on(
+            kube_api, carbon_namespace, "static", "static", seconds=45
         )
-        static = await core.create_namespaced_pod(carbon_namespace, as_body(probe_pod("static")))
         refused = carbon_api.refused
     finally:
         carbon_api.outage = False
