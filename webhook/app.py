@@ -94,7 +94,7 @@ async def _mutate(request: web.Request) -> web.Response:
     except BadReview as e:
         app[METRICS].bad_requests.inc()
         logger.info("rejected a request to %s: %s", MUTATE_PATH, e)
-        return _error(400, "bad-review", str(e))
+        return _error(400, "bad_review", str(e))
     admission = admit(
         review,
         carbon=app[_SNAPSHOT_SOURCE],

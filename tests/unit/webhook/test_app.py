@@ -125,7 +125,7 @@ async def test_malformed_input_gets_400_with_a_one_line_reason(
     status, answer = await post(webhook, body)
 
     assert status == 400
-    assert answer["error"]["code"] == "bad-review"
+    assert answer["error"]["code"] == "bad_review"
     assert reason in answer["error"]["message"]
     assert "\n" not in answer["error"]["message"]
     assert webhook.metrics.admissions_count("error") == 0
