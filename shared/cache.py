@@ -40,6 +40,7 @@ from shared.errors import (
 )
 from shared.models import Forecast, ForecastPoint, Freshness, Intensity, Provenance
 from shared.secret import Secret
+from shared.tasks import SingleFlight
 
 if TYPE_CHECKING:
     from shared.settings import CarbonSettings
@@ -228,7 +229,7 @@ class CarbonCache:
         self._lock_lease = lock_lease
         self._poll_interval = poll_interval
         self._retry_backend_after = retry_backend_after
-        self._flights: dict[str, asyncio.Future[Any]] = {}
+        self._flights: SingleFlight[str] = SingleFlight()
         self._down_until: float | None = None
         self.errors = 0
         """Cache operations that failed since start (for metrics)."""
@@ -337,21 +338,10 @@ class CarbonCache:
         Concurrent loads of one key share a single call; ``fetch``'s ``ProviderError`` reaches
         every waiter (the same exception object within a process).
         """
-        name = _entry_key(kind, provider, key)
-        flight = self._flights.get(name)
-        if flight is None:
-            flight = asyncio.ensure_future(self._flight(kind, provider, key, fetch, ttl))
-            self._flights[name] = flight
-            flight.add_done_callback(lambda done: self._land(name, done))
-        # One waiter being cancelled (a stopping refresh) must not cancel the call for the rest.
-        entry: CacheEntry[T] = await asyncio.shield(flight)
-        return entry
-
-    def _land(self, name: str, flight: asyncio.Future[Any]) -> None:
-        if self._flights.get(name) is flight:
-            del self._flights[name]
-        if not flight.cancelled():
-            flight.exception()  # retrieved here so an unawaited failure is not reported as lost
+        return await self._flights.run(
+            _entry_key(kind, provider, key),
+            lambda: self._flight(kind, provider, key, fetch, ttl),
+        )
 
     async def _flight(
         self,
@@ -546,8 +536,7 @@ class CarbonCache:
         }
 
     async def close(self) -> None:
-        for flight in list(self._flights.values()):
-            flight.cancel()
+        self._flights.cancel_all()
         try:
             client = getattr(self._backend, "client", None)
             if client is not None:

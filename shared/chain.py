@@ -12,7 +12,6 @@ it. When every provider fails the answer is None: an unknown value is never 0.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import random
@@ -29,6 +28,7 @@ from shared.errors import truncate as truncate_text
 from shared.models import Forecast, Freshness, Intensity, RegionInfo
 from shared.providers.base import CarbonProvider
 from shared.settings import CarbonSettings
+from shared.tasks import SingleFlight
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class ProviderChain:
         self.stale_served: Counter[str] = Counter()
         """Values served stale because their provider failed or was backing off, per provider."""
         self._last_success: dict[str, datetime] = {}
-        self._flights: dict[tuple[str, str, str], asyncio.Future[Any]] = {}
+        self._flights: SingleFlight[tuple[str, str, str]] = SingleFlight()
         self._no_forecast_until: dict[tuple[str, str], datetime] = {}
         """(provider, key) → when to ask again after the provider said it cannot forecast it.
         Remembered for the forecast TTL: a free-tier token would otherwise spend one request per
@@ -161,20 +161,10 @@ class ProviderChain:
         Coalescing the whole step (cache read included, not just the upstream call) keeps a burst
         of callers from opening a cache connection each, and books a failure once, not per caller.
         """
-        name = (kind.name, provider.name, key)
-        flight = self._flights.get(name)
-        if flight is None:
-            flight = asyncio.ensure_future(self._ask(kind, provider, location, key, fetch, ttl))
-            self._flights[name] = flight
-            flight.add_done_callback(lambda done: self._land(name, done))
-        step: _Step[T] = await asyncio.shield(flight)
-        return step
-
-    def _land(self, name: tuple[str, str, str], flight: asyncio.Future[Any]) -> None:
-        if self._flights.get(name) is flight:
-            del self._flights[name]
-        if not flight.cancelled():
-            flight.exception()  # retrieved here so an unawaited failure is not reported as lost
+        return await self._flights.run(
+            (kind.name, provider.name, key),
+            lambda: self._ask(kind, provider, location, key, fetch, ttl),
+        )
 
     async def _ask(
         self,
@@ -292,8 +282,7 @@ class ProviderChain:
 
     async def close(self) -> None:
         """Close the providers and the cache the chain was given."""
-        for flight in list(self._flights.values()):
-            flight.cancel()
+        self._flights.cancel_all()
         for provider in self._providers:
             try:
                 await provider.close()

@@ -13,7 +13,6 @@ the generated models would cost more than the whole conversion.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ from kubernetes_asyncio.config import load_incluster_config, load_kube_config
 
 from shared.errors import CarbonError, ConfigError, truncate
 from shared.inventory import NodeInfo, PodInfo
+from shared.tasks import cancel_and_wait
 from shared.topology import node_from_manifest, pod_from_manifest, pod_role
 
 logger = logging.getLogger(__name__)
@@ -442,11 +442,7 @@ class KubeInventory:
     async def stop(self) -> None:
         """Stop the loops and wait for them to end. The last state stays readable."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*tasks)
 
     def _reflectors(self) -> list[_Reflector[Any, Any]]:
         return [self._nodes] if self._pods is None else [self._nodes, self._pods]

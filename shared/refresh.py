@@ -23,6 +23,7 @@ from shared.errors import truncate
 from shared.models import Forecast, Freshness, Intensity, RegionInfo
 from shared.settings import CarbonSettings
 from shared.snapshot import CarbonSnapshot, RegionCarbon
+from shared.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -165,11 +166,7 @@ class CarbonRefresher:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

@@ -28,6 +28,7 @@ import aiohttp
 from kubernetes_asyncio.client import AdmissionregistrationV1Api, ApiClient, CoreV1Api
 
 from shared.clock import Clock
+from shared.tasks import cancel_and_wait
 from webhook.certs import (
     KeyPair,
     generate_ca,
@@ -319,10 +320,7 @@ class SelfManagedCertificates:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
 
 async def _call(method: Callable[..., Awaitable[Any]], *args: Any) -> tuple[int, str]:

@@ -11,7 +11,6 @@ files.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import ssl
@@ -19,6 +18,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from shared.tasks import cancel_and_wait
 from webhook.certs import KeyPair
 from webhook.errors import CertificateError
 
@@ -135,7 +135,4 @@ class CertificateFiles:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
