@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench import admission, carbon, growth, reporter, results
-from shared.clock import rfc3339
+from shared.core.clock import rfc3339
 
 logger = logging.getLogger("bench")
 

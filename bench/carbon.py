@@ -42,9 +42,9 @@ from bench.replay import (
     simulate,
 )
 from bench.traces import Traces, build_traces, snapshot_at
-from shared.catalog import RegionCatalog
-from shared.models import Cloud, RegionInfo
-from shared.snapshot import CarbonSnapshot
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.core.models import Cloud, RegionInfo
+from shared.regions.catalog import RegionCatalog
 
 logger = logging.getLogger(__name__)
 

@@ -11,13 +11,13 @@ import random
 from collections.abc import Iterable
 from datetime import datetime
 
-from shared.catalog import RegionCatalog
-from shared.demo import StaticInventory
-from shared.errors import UnknownZone
-from shared.inventory import NodeInfo, PodInfo
-from shared.models import Cloud, RegionInfo
-from shared.providers.mock import MockProvider
-from shared.snapshot import CarbonSnapshot, RegionCarbon
+from shared.carbon.providers.mock import MockProvider
+from shared.carbon.snapshot import CarbonSnapshot, RegionCarbon
+from shared.cluster.demo import StaticInventory
+from shared.cluster.inventory import NodeInfo, PodInfo
+from shared.core.errors import UnknownZone
+from shared.core.models import Cloud, RegionInfo
+from shared.regions.catalog import RegionCatalog
 
 REGION_LABEL = "topology.kubernetes.io/region"
 ZONE_LABEL = "topology.kubernetes.io/zone"

@@ -26,11 +26,11 @@ from typing import Any
 from bench.cluster import inventory_regions, mock_snapshot, synthetic_cluster
 from bench.payloads import read_pool_pod, review_bodies
 from reporter.views import build_view
-from shared.catalog import RegionCatalog
-from shared.clock import fixed
-from shared.demo import StaticInventory
-from shared.ranking import preference_terms, rank
-from shared.snapshot import CarbonSnapshot
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.cluster.demo import StaticInventory
+from shared.core.clock import fixed
+from shared.regions.catalog import RegionCatalog
+from shared.scoring.ranking import preference_terms, rank
 from webhook.admission import Placement, admit
 from webhook.eligibility import eligible_regions
 from webhook.review import AdmissionRequest, parse_review

@@ -39,10 +39,10 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from bench.replay import Binding, Fleet, PodSpec
 from bench.servers import free_port, make_tls
 from bench.traces import Traces, snapshot_at
-from shared.demo import StaticInventory
-from shared.models import Cloud, RegionInfo
-from shared.snapshot import CarbonSnapshot
-from shared.topology import node_from_manifest
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.cluster.demo import StaticInventory
+from shared.cluster.topology import node_from_manifest
+from shared.core.models import Cloud, RegionInfo
 from tests.e2e.cluster import Binaries, ControlPlane
 from tests.e2e.fleet import FakeNode, create_fake_nodes
 from tests.e2e.kube import (

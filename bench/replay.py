@@ -24,10 +24,10 @@ from types import MappingProxyType
 from typing import Protocol
 
 from bench.traces import Traces
-from shared.footprint import estimate_node_power, region_pue
-from shared.models import Cloud, RegionInfo
-from shared.ranking import low_carbon_set, preference_terms, rank
-from shared.snapshot import CarbonSnapshot
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.core.models import Cloud, RegionInfo
+from shared.scoring.footprint import estimate_node_power, region_pue
+from shared.scoring.ranking import low_carbon_set, preference_terms, rank
 
 REPLICA_VCPUS = 2
 REPLICA_MEMORY_GIB = 8

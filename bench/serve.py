@@ -33,13 +33,13 @@ from aiohttp import web
 from bench.cluster import inventory_regions, mock_snapshot, synthetic_cluster
 from reporter.app import create_app as create_reporter_app
 from reporter.settings import ReporterSettings
-from shared.cache import CarbonCache
-from shared.catalog import RegionCatalog
-from shared.chain import ProviderChain
-from shared.clock import Clock, fixed, rfc3339
-from shared.demo import StaticInventory, demo_inventory
-from shared.providers.mock import MockProvider
-from shared.refresh import CarbonRefresher
+from shared.carbon.cache import CarbonCache
+from shared.carbon.chain import ProviderChain
+from shared.carbon.providers.mock import MockProvider
+from shared.carbon.refresh import CarbonRefresher
+from shared.cluster.demo import StaticInventory, demo_inventory
+from shared.core.clock import Clock, fixed, rfc3339
+from shared.regions.catalog import RegionCatalog
 from shared.settings import CarbonSettings
 from webhook.app import MUTATE_PATH
 from webhook.app import create_app as create_webhook_app

@@ -2,8 +2,8 @@
 
 Measured zones replay Electricity Maps' 2024 hourly lifecycle intensities shipped in
 ``shared/data`` (Electricity Maps, ODbL 1.0; see that folder's README). Zones the dataset lacks are
-filled by the mock provider's model (``shared.providers.mock``), hour by hour, so every region of
-the benchmark fleet has an "actual" series.
+filled by the mock provider's model (``shared.carbon.providers.mock``), hour by hour, so every
+region of the benchmark fleet has an "actual" series.
 
 A forecast issued at hour ``h`` is the later actual value times a log-normal error whose log is a
 random walk over lead time, with the mock provider's spread (about 3 % after 1 h, 15 % after 24 h).
@@ -25,10 +25,10 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from types import MappingProxyType
 
-from shared.models import Forecast, ForecastPoint, Intensity, Provenance, RegionInfo
-from shared.profiles import DATASET_ALIASES
-from shared.providers.mock import FORECAST_ERROR_PER_SQRT_HOUR, MockProvider
-from shared.snapshot import CarbonSnapshot, RegionCarbon
+from shared.carbon.profiles import DATASET_ALIASES
+from shared.carbon.providers.mock import FORECAST_ERROR_PER_SQRT_HOUR, MockProvider
+from shared.carbon.snapshot import CarbonSnapshot, RegionCarbon
+from shared.core.models import Forecast, ForecastPoint, Intensity, Provenance, RegionInfo
 
 DATA_FILE = "electricitymaps-hourly-2024.csv.gz"
 MEASURED = "electricitymaps-2024"

@@ -21,11 +21,11 @@ from reporter.app import CleanupContext, create_app
 from reporter.health import RefresherHealth
 from reporter.settings import ReporterSettings
 from reporter.usage import NodeMetricsPoller
-from shared.demo import demo_inventory
-from shared.errors import ConfigError
+from shared.cluster.demo import demo_inventory
+from shared.cluster.inventory import RunningInventory
+from shared.cluster.kube import load_api_client
+from shared.core.errors import ConfigError
 from shared.factory import CarbonRuntime, build_runtime
-from shared.inventory import RunningInventory
-from shared.kube import load_api_client
 
 logger = logging.getLogger("reporter")
 

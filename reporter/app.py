@@ -21,8 +21,8 @@ from reporter.regions import RegionLookup
 from reporter.routes import REPORTER, Reporter, add_routes
 from reporter.settings import ReporterSettings
 from reporter.views import NodeUsage, SnapshotSource, ViewCache
-from shared.clock import Clock, utcnow
-from shared.inventory import Inventory
+from shared.cluster.inventory import Inventory
+from shared.core.clock import Clock, utcnow
 
 logger = logging.getLogger(__name__)
 

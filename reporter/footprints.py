@@ -1,7 +1,8 @@
 """Per-node footprints: estimated power, PUE, grid intensity and the Stellar pods on each node.
 
 Pure functions over the inventory, a ``CarbonSnapshot`` and the region catalog. The power model and
-the emission arithmetic live in ``shared.footprint`` (Cloud Carbon Footprint coefficients); this
+the emission arithmetic live in ``shared.scoring.footprint`` (Cloud Carbon Footprint
+coefficients); this
 module decides which inputs each node gets and keeps unknown intensity unknown (never 0 g).
 """
 
@@ -13,7 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from reporter.regions import RegionLookup, region_info
-from shared.footprint import (
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.cluster.inventory import NodeInfo, PodInfo
+from shared.cluster.topology import pod_role
+from shared.core.models import Intensity, RegionInfo
+from shared.scoring.footprint import (
     Footprint,
     PowerEstimate,
     default_pue,
@@ -21,10 +26,6 @@ from shared.footprint import (
     footprint,
     region_pue,
 )
-from shared.inventory import NodeInfo, PodInfo
-from shared.models import Intensity, RegionInfo
-from shared.snapshot import CarbonSnapshot
-from shared.topology import pod_role
 
 logger = logging.getLogger(__name__)
 

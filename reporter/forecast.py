@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.models import ForecastPoint
+from shared.core.models import ForecastPoint
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from reporter.summary import classify
-from shared.clock import rfc3339
-from shared.inventory import Inventory
-from shared.snapshot import CarbonSnapshot
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.cluster.inventory import Inventory
+from shared.core.clock import rfc3339
 
 
 class Status(enum.StrEnum):

@@ -15,8 +15,8 @@ from prometheus_client.registry import Collector
 
 from reporter.regions import RegionRow
 from reporter.views import View, ViewCache
-from shared.clock import Clock
-from shared.models import Freshness
+from shared.core.clock import Clock
+from shared.core.models import Freshness
 
 ProviderErrors = Callable[[], Mapping[tuple[str, str], float]]
 """Cumulative provider errors by (provider, error kind), e.g. from the provider chain."""

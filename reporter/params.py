@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from multidict import MultiMapping
 
 from reporter.errors import BadParameter
-from shared.models import Cloud
+from shared.core.models import Cloud
 
 _INTEGER = re.compile(r"[+-]?[0-9]{1,9}")
 _TOKEN_PREFIX = "n1."  # noqa: S105 - a format marker, not a credential

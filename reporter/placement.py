@@ -21,10 +21,10 @@ from datetime import datetime
 from typing import Any
 
 from reporter.footprints import READ_REPLICA, NodeFootprint
-from shared.inventory import PodInfo
-from shared.ranking import rank
-from shared.snapshot import CarbonSnapshot
-from shared.topology import pod_role
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.cluster.inventory import PodInfo
+from shared.cluster.topology import pod_role
+from shared.scoring.ranking import rank
 
 RANKING_ANNOTATION = "stellar.org/carbon-ranking"
 DEFAULT_HORIZON_HOURS = 24

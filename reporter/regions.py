@@ -10,17 +10,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared.clock import rfc3339
-from shared.inventory import NodeInfo
-from shared.models import Cloud, Intensity, RegionInfo
-from shared.ranking import Ranking, rank
-from shared.snapshot import CarbonSnapshot
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.cluster.inventory import NodeInfo
+from shared.core.clock import rfc3339
+from shared.core.models import Cloud, Intensity, RegionInfo
+from shared.scoring.ranking import Ranking, rank
 
 DEFAULT_HORIZON_HOURS = 24
 
 
 class RegionLookup(Protocol):
-    """The part of ``shared.catalog.RegionCatalog`` the reporter uses."""
+    """The part of ``shared.regions.catalog.RegionCatalog`` the reporter uses."""
 
     def resolve(self, region: str, cloud: Cloud | None = None) -> RegionInfo | None: ...
 

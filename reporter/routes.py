@@ -22,7 +22,7 @@ from reporter.regions import RegionLookup
 from reporter.settings import MAX_PAGE_SIZE, ReporterSettings
 from reporter.summary import freshness
 from reporter.views import View, ViewCache
-from shared.clock import Clock, rfc3339
+from shared.core.clock import Clock, rfc3339
 
 API = "/api/v1/sustainability"
 MAX_FORECAST_HOURS = 72

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from shared.errors import ConfigError
+from shared.core.errors import ConfigError
 from shared.settings import CarbonSettings
 
 PREFIX = "STELLAR_CARBON_REPORTER_"

@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from reporter.footprints import NodeFootprint
-from shared.clock import rfc3339
-from shared.models import Freshness
-from shared.snapshot import CarbonSnapshot
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.core.clock import rfc3339
+from shared.core.models import Freshness
 
 
 def totals(footprints: Sequence[NodeFootprint]) -> dict[str, Any]:

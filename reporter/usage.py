@@ -17,8 +17,8 @@ from typing import Any
 
 from kubernetes_asyncio.client import ApiClient, CustomObjectsApi
 
-from shared.errors import truncate
-from shared.topology import parse_quantity_cpu
+from shared.cluster.topology import parse_quantity_cpu
+from shared.core.errors import truncate
 
 logger = logging.getLogger(__name__)
 

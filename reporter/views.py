@@ -4,8 +4,8 @@ Handlers ask ``ViewCache.current()`` and read a ``View``: node footprints (and t
 order for bisect pagination, region rows, totals and the read-replica placement. A view is built
 synchronously, without awaiting anything, so a burst of concurrent requests builds it once and
 never touches a provider. Inventory mappings are immutable snapshots that are replaced on every
-change (``shared.kube`` and the demo inventory both work that way), so "changed" is an identity
-test, which costs nothing at 5,000 nodes.
+change (``shared.cluster.kube`` and the demo inventory both work that way), so "changed" is an
+identity test, which costs nothing at 5,000 nodes.
 """
 
 from __future__ import annotations
@@ -27,15 +27,15 @@ from reporter.regions import (
     region_rows,
 )
 from reporter.summary import totals
-from shared.clock import Clock
-from shared.inventory import Inventory, NodeInfo, PodInfo
-from shared.snapshot import CarbonSnapshot
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.cluster.inventory import Inventory, NodeInfo, PodInfo
+from shared.core.clock import Clock
 
 _NO_USAGE: Mapping[str, int] = MappingProxyType({})
 
 
 class SnapshotSource(Protocol):
-    """Anything holding the latest snapshot, e.g. ``shared.refresh.CarbonRefresher``."""
+    """Anything holding the latest snapshot, e.g. ``shared.carbon.refresh.CarbonRefresher``."""
 
     @property
     def snapshot(self) -> CarbonSnapshot | None: ...

@@ -13,20 +13,20 @@ from datetime import timedelta
 
 from kubernetes_asyncio.client import ApiClient
 
-from shared.cache import CarbonCache
-from shared.catalog import RegionCatalog
-from shared.chain import ProviderChain
-from shared.clock import Clock, fixed, utcnow
-from shared.errors import ConfigError
-from shared.inventory import Inventory, RunningInventory
-from shared.kube import KubeInventory
-from shared.providers.base import CarbonProvider
-from shared.providers.carbonaware import CarbonAwareSdkProvider
-from shared.providers.custom_http import DEFAULT_CACHE_TTL, CustomHttpProvider
-from shared.providers.electricitymaps import ElectricityMapsProvider
-from shared.providers.mock import MockProvider
-from shared.providers.static import StaticProvider
-from shared.refresh import CarbonRefresher
+from shared.carbon.cache import CarbonCache
+from shared.carbon.chain import ProviderChain
+from shared.carbon.providers.base import CarbonProvider
+from shared.carbon.providers.carbonaware import CarbonAwareSdkProvider
+from shared.carbon.providers.custom_http import DEFAULT_CACHE_TTL, CustomHttpProvider
+from shared.carbon.providers.electricitymaps import ElectricityMapsProvider
+from shared.carbon.providers.mock import MockProvider
+from shared.carbon.providers.static import StaticProvider
+from shared.carbon.refresh import CarbonRefresher
+from shared.cluster.inventory import Inventory, RunningInventory
+from shared.cluster.kube import KubeInventory
+from shared.core.clock import Clock, fixed, utcnow
+from shared.core.errors import ConfigError
+from shared.regions.catalog import RegionCatalog
 from shared.settings import CarbonSettings
 
 logger = logging.getLogger(__name__)

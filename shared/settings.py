@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from shared.errors import ConfigError
-from shared.secret import Secret
+from shared.core.errors import ConfigError
+from shared.core.secret import Secret
 
 PREFIX = "STELLAR_CARBON_"
 

@@ -29,7 +29,7 @@ from typing import Final
 
 from kubernetes_asyncio import client as k8s
 
-from shared.models import Cloud
+from shared.core.models import Cloud
 from tests.e2e.carbon_api import mock_carbon_env
 from tests.e2e.cluster import ApiStatusError, Binaries, ControlPlane, ControlPlaneError
 from tests.e2e.fleet import FakeNode, create_fake_nodes, fake_fleet

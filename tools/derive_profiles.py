@@ -6,7 +6,7 @@ writes two files into the package's data folder:
 * ``grid-profiles-<YEAR>.json`` — per zone: the standard-time UTC offset used for local time, the
   annual mean lifecycle intensity, month-by-local-hour multipliers, monthly levels, renewable share
   by month and local hour, day-to-day variability and hour-to-hour AR(1) residual parameters.
-  This is what ``shared.providers.mock`` draws its daily shapes from.
+  This is what ``shared.carbon.providers.mock`` draws its daily shapes from.
 * ``electricitymaps-hourly-<YEAR>.csv.gz`` — a slimmed copy of the hourly data (zone, UTC time,
   lifecycle and direct intensity, renewable %) for replaying real grid behaviour in benchmarks.
 

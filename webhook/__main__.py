@@ -20,12 +20,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from kubernetes_asyncio.client import ApiClient
 
-from shared.clock import utcnow
-from shared.demo import StaticInventory, demo_inventory
-from shared.errors import ConfigError
+from shared.cluster.demo import StaticInventory, demo_inventory
+from shared.cluster.inventory import RunningInventory
+from shared.cluster.kube import load_api_client
+from shared.core.clock import utcnow
+from shared.core.errors import ConfigError
 from shared.factory import CarbonRuntime, build_runtime
-from shared.inventory import RunningInventory
-from shared.kube import load_api_client
 from shared.settings import CarbonSettings
 from webhook.app import create_app, create_health_app
 from webhook.errors import WebhookError

@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shared.clock import Clock
-from shared.inventory import NodeInfo
-from shared.ranking import Ranking
-from shared.snapshot import CarbonSnapshot
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.cluster.inventory import NodeInfo
+from shared.core.clock import Clock
+from shared.scoring.ranking import Ranking
 from webhook.decisions import DecisionCache, region_list
 from webhook.errors import MutationError
 from webhook.mutation import already_decided, mutate

@@ -16,10 +16,10 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from shared.clock import Clock
-from shared.inventory import Inventory
-from shared.ranking import DEFAULT_HORIZON_HOURS
-from shared.snapshot import CarbonSnapshot
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.cluster.inventory import Inventory
+from shared.core.clock import Clock
+from shared.scoring.ranking import DEFAULT_HORIZON_HOURS
 from webhook.admission import Placement, admit
 from webhook.decisions import DecisionCache
 from webhook.errors import BadReview

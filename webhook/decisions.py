@@ -32,11 +32,11 @@ from typing import Any, Generic, TypeGuard, TypeVar
 
 import orjson
 
-from shared.clock import rfc3339
-from shared.inventory import NodeInfo
-from shared.models import Freshness
-from shared.ranking import PreferenceTerm, Ranking, low_carbon_set, preference_terms, rank
-from shared.snapshot import CarbonSnapshot
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.cluster.inventory import NodeInfo
+from shared.core.clock import rfc3339
+from shared.core.models import Freshness
+from shared.scoring.ranking import PreferenceTerm, Ranking, low_carbon_set, preference_terms, rank
 from webhook.eligibility import Eligibility, eligible_regions
 from webhook.mutation import annotations_from
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from shared.clock import utcnow
+from shared.core.clock import utcnow
 from webhook.certs import generate_ca, issue_serving
 from webhook.settings import WebhookSettings
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shared.inventory import NodeInfo, Taint
+from shared.cluster.inventory import NodeInfo, Taint
 from webhook.errors import MutationError
 
 TOPOLOGY_REGION = "topology.kubernetes.io/region"

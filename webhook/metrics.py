@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from shared.clock import Clock
-from shared.inventory import Inventory
-from shared.snapshot import CarbonSnapshot
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.cluster.inventory import Inventory
+from shared.core.clock import Clock
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from shared.clock import rfc3339
-from shared.ranking import PreferenceTerm, Ranking
+from shared.core.clock import rfc3339
+from shared.scoring.ranking import PreferenceTerm, Ranking
 from webhook.errors import MutationError
 from webhook.review import JsonPatchOp
 from webhook.settings import Policy

@@ -21,13 +21,13 @@ from typing import Any, TextIO
 import jsonpatch
 import yaml
 
-from shared.clock import Clock, fixed, utcnow
-from shared.demo import StaticInventory, demo_inventory
-from shared.errors import ConfigError
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.cluster.demo import StaticInventory, demo_inventory
+from shared.cluster.inventory import Inventory
+from shared.core.clock import Clock, fixed, utcnow
+from shared.core.errors import ConfigError
 from shared.factory import build_runtime
-from shared.inventory import Inventory
 from shared.settings import CarbonSettings
-from shared.snapshot import CarbonSnapshot
 from webhook.admission import Admission, Placement, admit
 from webhook.review import build_review, review_from_dict
 from webhook.settings import Policy

@@ -27,8 +27,8 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio.client import AdmissionregistrationV1Api, ApiClient, CoreV1Api
 
-from shared.clock import Clock
-from shared.tasks import cancel_and_wait
+from shared.core.clock import Clock
+from shared.core.tasks import cancel_and_wait
 from webhook.certs import (
     KeyPair,
     generate_ca,

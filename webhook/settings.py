@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from shared.errors import ConfigError
+from shared.core.errors import ConfigError
 
 PREFIX = "STELLAR_CARBON_WEBHOOK_"
 

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from shared.tasks import cancel_and_wait
+from shared.core.tasks import cancel_and_wait
 from webhook.certs import KeyPair
 from webhook.errors import CertificateError
 

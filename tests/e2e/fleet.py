@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from shared.models import Cloud
+from shared.core.models import Cloud
 from tests.e2e.cluster import ControlPlane, ControlPlaneError
 
 _POLL_SECONDS: Final = 0.2

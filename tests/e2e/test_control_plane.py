@@ -13,7 +13,7 @@ from aiohttp import web
 from kubernetes_asyncio import client as k8s
 from pytest_aiohttp import AiohttpServer
 
-from shared.models import Cloud
+from shared.core.models import Cloud
 from tests.e2e.cluster import KUBERNETES_VERSION, ControlPlane
 from tests.e2e.fleet import FakeNode
 from tests.e2e.kube import (

@@ -20,7 +20,7 @@ from typing import Any, Final
 import pytest
 from kubernetes_asyncio import client as k8s
 
-from shared.catalog import RegionCatalog
+from shared.regions.catalog import RegionCatalog
 from tests.e2e.carbon_api import CarbonApiThread
 from tests.e2e.cluster import KUBERNETES_VERSION
 from tests.e2e.fleet import FakeNode

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from shared.errors import NoForecast
-from shared.models import (
+from shared.core.errors import NoForecast
+from shared.core.models import (
     Cloud,
     Forecast,
     ForecastPoint,

@@ -25,7 +25,7 @@ from bench.replay import (
     simulate,
 )
 from bench.traces import Traces, forecast_values, snapshot_at
-from shared.models import Cloud, RegionInfo
+from shared.core.models import Cloud, RegionInfo
 
 START = datetime(2024, 1, 15, tzinfo=UTC)
 

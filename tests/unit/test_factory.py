@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.demo import demo_inventory
-from shared.errors import ConfigError
+from shared.cluster.demo import demo_inventory
+from shared.core.errors import ConfigError
+from shared.core.models import Freshness
+from shared.core.secret import Secret
 from shared.factory import build_provider, build_runtime, settings_clock
-from shared.models import Freshness
-from shared.secret import Secret
 from shared.settings import CarbonSettings
 
 PINNED = datetime(2026, 6, 21, 12, 0, tzinfo=UTC)

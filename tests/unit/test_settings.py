@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import ConfigError
-from shared.secret import Secret
+from shared.core.errors import ConfigError
+from shared.core.secret import Secret
 from shared.settings import CarbonAwareLocation, CarbonSettings, EmissionFactorType
 
 TOKEN = "em-token-do-not-log"

@@ -6,8 +6,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
-from shared.inventory import NodeInfo, PodInfo
-from shared.models import (
+from shared.carbon.snapshot import CarbonSnapshot, RegionCarbon
+from shared.cluster.inventory import NodeInfo, PodInfo
+from shared.core.models import (
     Cloud,
     Forecast,
     ForecastPoint,
@@ -16,7 +17,6 @@ from shared.models import (
     Provenance,
     RegionInfo,
 )
-from shared.snapshot import CarbonSnapshot, RegionCarbon
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 GIB = 1024**3

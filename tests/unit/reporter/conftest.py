@@ -11,11 +11,11 @@ from aiohttp.test_utils import TestClient
 
 from reporter.app import create_app
 from reporter.settings import ReporterSettings
-from shared.catalog import RegionCatalog
-from shared.clock import fixed
-from shared.models import Cloud
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.core.clock import fixed
+from shared.core.models import Cloud
+from shared.regions.catalog import RegionCatalog
 from shared.settings import CarbonSettings
-from shared.snapshot import CarbonSnapshot
 from tests.unit.reporter.cluster import (
     NOW,
     Cluster,

@@ -8,7 +8,7 @@ import pytest
 
 from reporter.health import RefresherHealth
 from reporter.settings import ReporterSettings
-from shared.models import Freshness
+from shared.core.models import Freshness
 from shared.settings import CarbonSettings
 from tests.unit.reporter.cluster import NOW, Cluster, carbon, node, pod, region_info, snapshot
 from tests.unit.reporter.conftest import (

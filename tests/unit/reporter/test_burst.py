@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from reporter.routes import REPORTER
-from shared.cache import CarbonCache
-from shared.catalog import RegionCatalog
-from shared.chain import ProviderChain
-from shared.refresh import CarbonRefresher
+from shared.carbon.cache import CarbonCache
+from shared.carbon.chain import ProviderChain
+from shared.carbon.refresh import CarbonRefresher
+from shared.regions.catalog import RegionCatalog
 from shared.settings import CarbonSettings
 from tests.fakes.carbon_provider import FakeProvider, ManualClock
 from tests.unit.reporter.cluster import NOW, FixedSnapshot, node

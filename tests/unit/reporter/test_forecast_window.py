@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from reporter.forecast import optimal_windows, points_within, rolling_average
-from shared.models import ForecastPoint
+from shared.core.models import ForecastPoint
 from tests.unit.reporter.cluster import NOW
 
 FIVE = timedelta(minutes=5)

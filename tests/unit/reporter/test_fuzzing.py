@@ -26,8 +26,8 @@ from schemathesis.specs.openapi.checks import (
 from reporter import openapi
 from reporter.app import create_app
 from reporter.settings import ReporterSettings
-from shared.catalog import RegionCatalog
-from shared.clock import fixed
+from shared.core.clock import fixed
+from shared.regions.catalog import RegionCatalog
 from shared.settings import CarbonSettings
 from tests.unit.reporter.cluster import NOW, FixedSnapshot
 from tests.unit.reporter.conftest import demo_cluster, demo_snapshot

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reporter.footprints import node_footprint, node_footprints, node_json
-from shared.models import Cloud
+from shared.core.models import Cloud
 from tests.unit.reporter.cluster import Catalog, carbon, node, pod, region_info, snapshot
 
 US_EAST_1 = region_info("us-east-1", pue=1.135)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from reporter.params import encode_continue
-from shared.models import Cloud
-from shared.snapshot import CarbonSnapshot
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.core.models import Cloud
 from tests.unit.reporter.cluster import Cluster, carbon, node, pod, region_info, snapshot
 from tests.unit.reporter.conftest import ClientFactory
 from tests.unit.reporter.contract import call

@@ -6,8 +6,8 @@ import pytest
 
 from reporter.footprints import node_footprints
 from reporter.placement import ReplicaPlacement, replica_placement
-from shared.inventory import NodeInfo, PodInfo
-from shared.snapshot import CarbonSnapshot
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.cluster.inventory import NodeInfo, PodInfo
 from tests.unit.reporter.cluster import NOW, Catalog, carbon, node, pod, region_info, snapshot
 
 GREEN, MID, DIRTY = region_info("green-1"), region_info("mid-1"), region_info("dirty-1")

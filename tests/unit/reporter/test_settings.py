@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reporter.settings import ReporterSettings
-from shared.errors import ConfigError
+from shared.core.errors import ConfigError
 
 
 def test_defaults_serve_on_9090_from_kubernetes() -> None:

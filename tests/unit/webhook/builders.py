@@ -11,9 +11,9 @@ from typing import Any
 import jsonpatch
 import kubernetes_validate
 
-from shared.inventory import NodeInfo, Taint
-from shared.models import Cloud, Freshness, Intensity, Provenance, RegionInfo
-from shared.snapshot import CarbonSnapshot, RegionCarbon
+from shared.carbon.snapshot import CarbonSnapshot, RegionCarbon
+from shared.cluster.inventory import NodeInfo, Taint
+from shared.core.models import Cloud, Freshness, Intensity, Provenance, RegionInfo
 from webhook.eligibility import TOPOLOGY_REGION
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from shared.clock import fixed, utcnow
-from shared.demo import StaticInventory
-from shared.snapshot import CarbonSnapshot
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.cluster.demo import StaticInventory
+from shared.core.clock import fixed, utcnow
 from tests.unit.webhook.builders import NOW, THREE_REGIONS, cluster, snapshot
 from webhook.app import create_app, create_health_app
 from webhook.certs import KeyPair, generate_ca, issue_serving

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from shared.clock import fixed
-from shared.inventory import NodeInfo
-from shared.models import Freshness
-from shared.snapshot import CarbonSnapshot
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.cluster.inventory import NodeInfo
+from shared.core.clock import fixed
+from shared.core.models import Freshness
 from tests.unit.webhook.builders import (
     NOW,
     THREE_REGIONS,

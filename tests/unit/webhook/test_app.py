@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from shared.demo import StaticInventory
-from shared.models import Freshness
+from shared.cluster.demo import StaticInventory
+from shared.core.models import Freshness
 from tests.unit.webhook.builders import (
     THREE_REGIONS,
     apply_and_validate,
@@ -224,7 +224,7 @@ async def test_readyz_needs_carbon_data(webhook: Webhook) -> None:
 async def test_readyz_needs_a_synced_inventory() -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
-    from shared.clock import utcnow
+    from shared.core.clock import utcnow
     from webhook.app import create_health_app
     from webhook.metrics import WebhookMetrics
 

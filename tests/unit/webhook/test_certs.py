@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from shared.clock import utcnow
+from shared.core.clock import utcnow
 from webhook.certs import KeyPair, generate_ca, inspect, issue_serving, key_matches, signed_by
 from webhook.errors import CertificateError
 

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.clock import fixed
-from shared.inventory import NodeInfo, Taint
-from shared.models import Forecast, ForecastPoint, Freshness, Provenance
-from shared.ranking import rank
-from shared.snapshot import CarbonSnapshot
+from shared.carbon.snapshot import CarbonSnapshot
+from shared.cluster.inventory import NodeInfo, Taint
+from shared.core.clock import fixed
+from shared.core.models import Forecast, ForecastPoint, Freshness, Provenance
+from shared.scoring.ranking import rank
 from tests.unit.webhook.builders import (
     NOW,
     THREE_REGIONS,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.inventory import NodeInfo, Taint
+from shared.cluster.inventory import NodeInfo, Taint
 from tests.unit.webhook.builders import node, read_replica_pod
 from webhook.eligibility import (
     LEGACY_REGION,

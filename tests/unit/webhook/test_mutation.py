@@ -8,7 +8,7 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from shared.ranking import low_carbon_set, preference_terms, rank
+from shared.scoring.ranking import low_carbon_set, preference_terms, rank
 from tests.unit.webhook.builders import (
     NOW,
     THREE_REGIONS,

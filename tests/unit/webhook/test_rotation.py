@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from kubernetes_asyncio.client import ApiClient
 
-from shared.clock import utcnow
+from shared.core.clock import utcnow
 from tests.unit.webhook.fake_kube import FakeKube, running, webhook_configuration
 from webhook.certs import KeyPair, inspect, signed_by, split_bundle
 from webhook.rotation import KubernetesApiError, SelfManagedCertificates

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import ConfigError
+from shared.core.errors import ConfigError
 from webhook.settings import InventorySource, Policy, TlsMode, WebhookSettings
 
 P = "STELLAR_CARBON_WEBHOOK_"

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from shared.clock import utcnow
+from shared.core.clock import utcnow
 from tests.unit.webhook.builders import read_replica_pod, review
 from tests.unit.webhook.conftest import SETTINGS, Webhook
 from webhook.certs import KeyPair, generate_ca, inspect, issue_serving

@@ -1,0 +1,1 @@
+"""Carbon intensity data: providers, cache, fallback chain, background refresh, snapshots."""

@@ -1,0 +1,1 @@
+"""Carbon-intensity providers: each speaks one upstream API and returns ``shared`` values."""

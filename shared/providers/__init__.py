@@ -1,1 +1,0 @@
-"""Carbon-intensity providers: each speaks one upstream API and returns ``shared.models`` values."""

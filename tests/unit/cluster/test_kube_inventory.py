@@ -1,0 +1,846 @@
+"""KubeInventory against a fake Kubernetes API server speaking the real list/watch wire format.
+
+The fake keeps objects with resourceVersions and an event history, answers paginated lists
+(``limit``/``continue``) and streams watch events as newline-delimited JSON (ADDED, MODIFIED,
+DELETED, BOOKMARK, and ERROR carrying a ``410 Expired`` Status when the requested version has been
+compacted away), exactly as kube-apiserver does. A kubernetes-asyncio ApiClient talks to it over
+loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import copy
+import json
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from kubernetes_asyncio.client import ApiClient, Configuration
+
+from shared.cluster.inventory import Inventory, Taint
+from shared.cluster.kube import KubeInventory, WatchSettings, load_api_client
+from shared.core.errors import ConfigError
+from shared.core.models import Cloud
+
+Obj = dict[str, Any]
+FAST = WatchSettings(
+    watch_timeout_s=30, backoff_initial_s=0.01, backoff_max_s=0.05, request_timeout_s=5
+)
+APP_NAME = "app.kubernetes.io/name"
+WAIT = 5.0  # generous upper bound for anything to happen; tests finish as soon as it does
+
+
+# --- the fake API server ------------------------------------------------------------------------
+
+
+def _truthy(value: str | None) -> bool:
+    # kube-apiserver parses booleans with Go's strconv.ParseBool.
+    return value in {"1", "t", "T", "true", "TRUE", "True"}
+
+
+def _status(code: int, reason: str, message: str) -> Obj:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+
+
+def _selector_matches(selector: str | None, labels: dict[str, str]) -> bool:
+    for term in filter(None, (selector or "").split(",")):
+        if term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key) == value:
+                return False
+        elif "=" in term:
+            key, value = term.replace("==", "=").split("=", 1)
+            if labels.get(key) != value:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+WIRE_ONLY = ("kind", "apiVersion")
+
+
+class FakeKubeApi:
+    """Nodes and pods with resourceVersions, history, compaction and injectable failures."""
+
+    KINDS = {"nodes": "Node", "pods": "Pod"}
+
+    def __init__(self) -> None:
+        self.version = 1000
+        self.objects: dict[str, dict[tuple[str, str], Obj]] = {"nodes": {}, "pods": {}}
+        self.history: dict[str, list[tuple[int, str, Obj]]] = {"nodes": [], "pods": []}
+        self.compacted = {"nodes": 0, "pods": 0}
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.fail_next: dict[str, list[tuple[int, str]]] = {"nodes": [], "pods": []}
+        """(status, reason) answers for the next requests on a resource, list or watch."""
+        self.retry_after: str | None = None
+        """``Retry-After`` sent with injected failures."""
+        self.authorizations: list[str | None] = []
+        self.open_watches = {"nodes": 0, "pods": 0}
+        self.base_url = ""
+        self._changed = asyncio.Condition()
+        self._generation = 0
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/api/v1/nodes", self._nodes)
+        app.router.add_get("/api/v1/pods", self._pods)
+        app.router.add_get("/api/v1/namespaces/{namespace}/pods", self._pods)
+        return app
+
+    # what tests do to the cluster
+
+    async def put(self, resource: str, obj: Obj, *, silently: bool = False) -> None:
+        """Create or replace; ``silently`` changes state without an event a watcher could see."""
+        obj = copy.deepcopy(obj)
+        key = self._key(resource, obj)
+        kind = "MODIFIED" if key in self.objects[resource] else "ADDED"
+        await self._record(resource, kind, key, obj, silently)
+
+    async def delete(self, resource: str, name: str, namespace: str = "") -> None:
+        obj = self.objects[resource][(namespace, name)]
+        await self._record(resource, "DELETED", (namespace, name), obj, False)
+
+    async def bookmark(self, resource: str) -> None:
+        async with self._changed:
+            self.version += 1
+            obj = {
+                "kind": self.KINDS[resource],
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": str(self.version)},
+            }
+            self.history[resource].append((self.version, "BOOKMARK", obj))
+            self._changed.notify_all()
+
+    async def compact(self, resource: str) -> None:
+        """Forget history up to now: watching from an older version gets 410 Gone."""
+        self.compacted[resource] = self.version
+        self.history[resource].clear()
+
+    async def inject_raw(self, resource: str, line: bytes) -> None:
+        """Stream a raw line to watchers, as a broken proxy in between might."""
+        async with self._changed:
+            self.version += 1
+            self.history[resource].append((self.version, "RAW", {"line": line.decode()}))
+            self._changed.notify_all()
+
+    async def end_watches(self, resource: str = "nodes") -> None:
+        """End every open watch stream (as when timeoutSeconds runs out) once one is open."""
+        async with asyncio.timeout(WAIT), self._changed:
+            await self._changed.wait_for(lambda: self.open_watches[resource] > 0)
+            self._generation += 1
+            self._changed.notify_all()
+
+    async def shutdown(self) -> None:
+        async with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+    def count(self, path: str, *, watch: bool) -> int:
+        return sum(1 for p, q in self.requests if p == path and _truthy(q.get("watch")) == watch)
+
+    # internals
+
+    def _key(self, resource: str, obj: Obj) -> tuple[str, str]:
+        meta = obj["metadata"]
+        return (meta.get("namespace", "default") if resource == "pods" else ""), meta["name"]
+
+    async def _record(
+        self, resource: str, kind: str, key: tuple[str, str], obj: Obj, silently: bool
+    ) -> None:
+        async with self._changed:
+            self.version += 1
+            obj = copy.deepcopy(obj)
+            obj["metadata"]["resourceVersion"] = str(self.version)
+            if kind == "DELETED":
+                del self.objects[resource][key]
+            else:
+                self.objects[resource][key] = obj
+            if not silently:
+                self.history[resource].append((self.version, kind, obj))
+            self._changed.notify_all()
+
+    async def _nodes(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, "nodes", None)
+
+    async def _pods(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, "pods", request.match_info.get("namespace"))
+
+    async def _serve(
+        self, request: web.Request, resource: str, namespace: str | None
+    ) -> web.StreamResponse:
+        self.requests.append((request.path, dict(request.query)))
+        self.authorizations.append(request.headers.get("Authorization"))
+        if self.fail_next[resource]:
+            status, reason = self.fail_next[resource].pop(0)
+            headers = {"Retry-After": self.retry_after} if self.retry_after else None
+            return web.json_response(
+                _status(status, reason, f"injected {reason}"), status=status, headers=headers
+            )
+        selector = request.query.get("labelSelector")
+
+        def visible(key: tuple[str, str], obj: Obj) -> bool:
+            in_namespace = namespace is None or key[0] == namespace
+            labels = obj["metadata"].get("labels", {})
+            return in_namespace and _selector_matches(selector, labels)
+
+        if _truthy(request.query.get("watch")):
+            return await self._watch(request, resource, visible)
+        return self._list(request, resource, visible)
+
+    def _list(
+        self, request: web.Request, resource: str, visible: Callable[[tuple[str, str], Obj], bool]
+    ) -> web.Response:
+        items = [o for k, o in sorted(self.objects[resource].items()) if visible(k, o)]
+        offset, version = 0, self.version
+        if token := request.query.get("continue"):
+            state = json.loads(base64.b64decode(token))
+            offset, version = state["offset"], state["rv"]
+        limit = int(request.query.get("limit", 0)) or len(items)
+        page = items[offset : offset + limit]
+        metadata: Obj = {"resourceVersion": str(version)}
+        if offset + limit < len(items):
+            state = {"offset": offset + limit, "rv": version}
+            metadata["continue"] = base64.b64encode(json.dumps(state).encode()).decode()
+        body = {
+            "kind": f"{self.KINDS[resource]}List",
+            "apiVersion": "v1",
+            "metadata": metadata,
+            # List items carry neither kind nor apiVersion on the wire.
+            "items": [{k: v for k, v in o.items() if k not in WIRE_ONLY} for o in page],
+        }
+        return web.json_response(body)
+
+    async def _watch(
+        self,
+        request: web.Request,
+        resource: str,
+        visible: Callable[[tuple[str, str], Obj], bool],
+    ) -> web.StreamResponse:
+        since = int(request.query.get("resourceVersion") or self.version)
+        bookmarks = _truthy(request.query.get("allowWatchBookmarks"))
+        timeout = float(request.query.get("timeoutSeconds", 1800))
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+
+        async def send(kind: str, obj: Obj) -> None:
+            await response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+
+        if since < self.compacted[resource]:
+            message = f"too old resource version: {since} ({self.compacted[resource]})"
+            await send("ERROR", _status(410, "Expired", message))
+            return response
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with self._changed:
+            generation = self._generation
+            self.open_watches[resource] += 1
+            self._changed.notify_all()
+        try:
+            while True:
+                async with self._changed:
+                    pending = [e for e in self.history[resource] if e[0] > since]
+                for version, kind, obj in pending:
+                    since = version
+                    if kind == "RAW":
+                        await response.write(obj["line"].encode())
+                    elif kind == "BOOKMARK":
+                        if bookmarks:
+                            await send(kind, obj)
+                    elif visible(self._key(resource, obj), obj):
+                        await send(kind, obj)
+                async with self._changed:
+                    if generation != self._generation:
+                        return response
+                    if not any(e[0] > since for e in self.history[resource]):
+                        remaining = deadline - loop.time()
+                        if remaining <= 0:
+                            return response
+                        try:
+                            await asyncio.wait_for(self._changed.wait(), remaining)
+                        except TimeoutError:
+                            return response
+        finally:
+            self.open_watches[resource] -= 1
+
+
+# --- manifests ----------------------------------------------------------------------------------
+
+
+def node(
+    name: str,
+    region: str | None = "us-west-2",
+    *,
+    provider_id: str | None = None,
+    ready: str = "True",
+    unschedulable: bool = False,
+    taints: Iterable[Obj] = (),
+    cpu: str = "7910m",
+    labels: dict[str, str] | None = None,
+) -> Obj:
+    all_labels = {"kubernetes.io/hostname": name, **(labels or {})}
+    if region is not None:
+        all_labels["topology.kubernetes.io/region"] = region
+    spec: Obj = {"providerID": provider_id or f"aws:///{region}a/i-0{name.encode().hex()[:16]}"}
+    if unschedulable:
+        spec["unschedulable"] = True
+    if taints:
+        spec["taints"] = list(taints)
+    return {
+        "kind": "Node",
+        "apiVersion": "v1",
+        "metadata": {"name": name, "labels": all_labels},
+        "spec": spec,
+        "status": {
+            "allocatable": {"cpu": cpu, "memory": "31Gi"},
+            "conditions": [{"type": "Ready", "status": ready, "reason": "KubeletReady"}],
+        },
+    }
+
+
+def pod(name: str, namespace: str = "stellar", node_name: str | None = None, **labels: str) -> Obj:
+    spec: Obj = {"containers": [{"name": "core", "resources": {"requests": {"cpu": "500m"}}}]}
+    if node_name:
+        spec["nodeName"] = node_name
+    return {
+        "kind": "Pod",
+        "apiVersion": "v1",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": spec,
+        "status": {"phase": "Running" if node_name else "Pending"},
+    }
+
+
+def read_replica(name: str, node_name: str | None = None, namespace: str = "stellar") -> Obj:
+    return pod(name, namespace, node_name, **{"stellar.org/role": "read-replica"})
+
+
+# --- fixtures and helpers -----------------------------------------------------------------------
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeKubeApi]:
+    api = FakeKubeApi()
+    server = TestServer(api.app(), host="127.0.0.1")
+    await server.start_server()
+    api.base_url = f"http://127.0.0.1:{server.port}"
+    try:
+        yield api
+    finally:
+        await api.shutdown()
+        await server.close()
+
+
+@pytest.fixture
+async def client(fake: FakeKubeApi) -> AsyncIterator[ApiClient]:
+    configuration = Configuration(host=fake.base_url)
+    async with ApiClient(configuration) as api_client:
+        yield api_client
+
+
+class Changes:
+    """Counts on_change calls and lets a test wait for a condition without sleeping blindly."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._event = asyncio.Event()
+
+    def __call__(self) -> None:
+        self.calls += 1
+        self._event.set()
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        async with asyncio.timeout(WAIT):
+            while not condition():
+                self._event.clear()
+                # Conditions on request counts change without an inventory change; poll briefly.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.02):
+                        await self._event.wait()
+
+
+@pytest.fixture
+def changes() -> Changes:
+    return Changes()
+
+
+@pytest.fixture
+async def running(
+    client: ApiClient, changes: Changes
+) -> AsyncIterator[Callable[..., KubeInventory]]:
+    """Factory for started inventories; every one is stopped at the end of the test."""
+    started: list[KubeInventory] = []
+
+    def make(**kwargs: Any) -> KubeInventory:
+        kwargs.setdefault("settings", FAST)
+        kwargs.setdefault("on_change", changes)
+        inventory = KubeInventory(client, **kwargs)
+        started.append(inventory)
+        return inventory
+
+    yield make
+    for inventory in started:
+        await inventory.stop()
+
+
+async def started(inventory: KubeInventory) -> KubeInventory:
+    await inventory.start()
+    assert await inventory.wait_synced(WAIT)
+    return inventory
+
+
+# --- tests --------------------------------------------------------------------------------------
+
+
+async def test_initial_list_populates_nodes_with_regions_clouds_taints_and_readiness(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory]
+) -> None:
+    await fake.put("nodes", node("aws-1", "us-west-2"))
+    await fake.put(
+        "nodes",
+        node("gke-1", "europe-west1", provider_id="gce://proj/europe-west1-b/gke-1", ready="False"),
+    )
+    await fake.put(
+        "nodes",
+        node(
+            "aks-1",
+            "westeurope",
+            provider_id="azure:///subscriptions/s/resourceGroups/rg/providers/x/vm/0",
+            unschedulable=True,
+            taints=[{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}],
+        ),
+    )
+    inventory = await started(running())
+    assert inventory.synced
+    nodes = inventory.nodes
+    assert set(nodes) == {"aws-1", "gke-1", "aks-1"}
+    assert (nodes["aws-1"].region, nodes["aws-1"].cloud) == ("us-west-2", Cloud.AWS)
+    assert (nodes["gke-1"].region, nodes["gke-1"].cloud) == ("europe-west1", Cloud.GCP)
+    assert (nodes["aks-1"].region, nodes["aks-1"].cloud) == ("westeurope", Cloud.AZURE)
+    assert nodes["aws-1"].schedulable
+    assert not nodes["gke-1"].ready
+    assert nodes["aks-1"].unschedulable
+    assert nodes["aks-1"].taints == (Taint("node.kubernetes.io/unschedulable", "NoSchedule"),)
+    assert nodes["aws-1"].cpu_millis == 7910
+
+
+async def test_inventory_satisfies_the_inventory_protocol(
+    running: Callable[..., KubeInventory],
+) -> None:
+    inventory: Inventory = running()
+    assert not inventory.synced
+    assert dict(inventory.nodes) == {}
+
+
+async def test_large_clusters_are_listed_in_pages(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory]
+) -> None:
+    for i in range(5):
+        await fake.put("nodes", node(f"node-{i}"))
+    inventory = await started(running(settings=WatchSettings(page_size=2, backoff_initial_s=0.01)))
+    assert len(inventory.nodes) == 5
+    lists = [q for p, q in fake.requests if p == "/api/v1/nodes" and "watch" not in q]
+    assert [q.get("limit") for q in lists] == ["2", "2", "2"]
+    assert "continue" not in lists[0]
+    assert all("continue" in q for q in lists[1:])
+
+
+async def test_watch_events_add_modify_and_delete_nodes(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory], changes: Changes
+) -> None:
+    await fake.put("nodes", node("node-a", "us-west-2"))
+    inventory = await started(running())
+
+    await fake.put("nodes", node("node-b", "eu-central-1"))
+    await changes.until(lambda: "node-b" in inventory.nodes)
+    assert inventory.nodes["node-b"].region == "eu-central-1"
+
+    await fake.put("nodes", node("node-a", "us-west-2", ready="False"))
+    await changes.until(lambda: not inventory.nodes["node-a"].ready)
+
+    await fake.delete("nodes", "node-b")
+    await changes.until(lambda: "node-b" not in inventory.nodes)
+    assert set(inventory.nodes) == {"node-a"}
+    assert fake.count("/api/v1/nodes", watch=False) == 1
+
+
+async def test_watch_resumes_from_the_last_version_after_the_server_ends_it(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory], changes: Changes
+) -> None:
+    inventory = await started(running())
+    await fake.put("nodes", node("node-a"))
+    await changes.until(lambda: "node-a" in inventory.nodes)
+    version_seen = fake.objects["nodes"][("", "node-a")]["metadata"]["resourceVersion"]
+
+    await fake.end_watches()
+    await changes.until(lambda: fake.count("/api/v1/nodes", watch=True) == 2)
+    await fake.put("nodes", node("node-b"))
+    await changes.until(lambda: "node-b" in inventory.nodes)
+
+    watches = [q for p, q in fake.requests if p == "/api/v1/nodes" and "watch" in q]
+    assert watches[-1]["resourceVersion"] == version_seen
+    assert watches[-1]["allowWatchBookmarks"] in ("true", "True")
+    assert fake.count("/api/v1/nodes", watch=False) == 1
+
+
+async def test_bookmarks_advance_the_version_without_changing_anything(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory], changes: Changes
+) -> None:
+    await fake.put("nodes", node("node-a"))
+    inventory = await started(running())
+    await fake.bookmark("nodes")
+    bookmark_version = str(fake.version)
+    await fake.end_watches()  # the stream delivers the bookmark, then ends
+    await changes.until(lambda: fake.count("/api/v1/nodes", watch=True) >= 2)
+    resumed_from = [q for p, q in fake.requests if "watch" in q][-1]["resourceVersion"]
+    assert resumed_from == bookmark_version
+    assert changes.calls == 1  # the initial list; the bookmark changed nothing
+    assert set(inventory.nodes) == {"node-a"}
+
+
+async def test_expired_version_410_makes_the_inventory_list_again(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory], changes: Changes
+) -> None:
+    await fake.put("nodes", node("node-a"))
+    await fake.put("nodes", node("node-b"))
+    inventory = await started(running())
+
+    # While the watch is down the history is compacted and changes happen that no watch can replay.
+    await fake.compact("nodes")
+    await fake.delete("nodes", "node-b")
+    await fake.put("nodes", node("node-c", "asia-east1"), silently=True)
+    await fake.compact("nodes")
+    await fake.end_watches()
+
+    await changes.until(lambda: set(inventory.nodes) == {"node-a", "node-c"})
+    assert fake.count("/api/v1/nodes", watch=False) == 2
+    assert inventory.nodes["node-c"].region == "asia-east1"
+    assert inventory.synced
+
+
+async def test_http_410_on_the_watch_request_also_relists(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory], changes: Changes
+) -> None:
+    inventory = await started(running())
+    fake.fail_next["nodes"] = [(410, "Expired")]
+    await fake.end_watches()
+    await changes.until(lambda: fake.count("/api/v1/nodes", watch=False) == 2)
+    await fake.put("nodes", node("node-late"))
+    await changes.until(lambda: "node-late" in inventory.nodes)
+
+
+async def test_server_errors_are_retried_until_the_first_list_succeeds(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory]
+) -> None:
+    await fake.put("nodes", node("node-a"))
+    fake.fail_next["nodes"] = [
+        (500, "InternalError"),
+        (503, "ServiceUnavailable"),
+        (429, "TooManyRequests"),
+    ]
+    inventory = await started(running())
+    assert set(inventory.nodes) == {"node-a"}
+    assert fake.count("/api/v1/nodes", watch=False) == 4
+    assert inventory.last_error is None
+
+
+async def test_retry_after_is_honoured_only_up_to_the_maximum_backoff(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory]
+) -> None:
+    await fake.put("nodes", node("node-a"))
+    fake.retry_after = "3600"
+    fake.fail_next["nodes"] = [(429, "TooManyRequests")]
+    inventory = await started(running())
+    assert set(inventory.nodes) == {"node-a"}
+
+
+async def test_a_failed_watch_reconnects_from_its_version_without_relisting(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory], changes: Changes
+) -> None:
+    inventory = await started(running())
+    await changes.until(lambda: fake.open_watches["nodes"] == 1)
+    fake.fail_next["nodes"] = [(500, "InternalError"), (500, "InternalError")]
+    await fake.end_watches()
+    # Two failed attempts, then a watch that holds.
+    await changes.until(
+        lambda: fake.count("/api/v1/nodes", watch=True) == 4 and fake.open_watches["nodes"] == 1
+    )
+    await fake.put("nodes", node("node-a"))
+    await changes.until(lambda: "node-a" in inventory.nodes)
+    assert fake.count("/api/v1/nodes", watch=False) == 1
+    versions = {q["resourceVersion"] for p, q in fake.requests if "watch" in q}
+    assert len(versions) == 1
+
+
+async def test_unreachable_api_leaves_the_inventory_unsynced_with_the_error_recorded(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory], changes: Changes
+) -> None:
+    fake.fail_next["nodes"] = [(503, "ServiceUnavailable")] * 1000
+    inventory = running()
+    await inventory.start()
+    await changes.until(lambda: fake.count("/api/v1/nodes", watch=False) >= 3)
+    assert not await inventory.wait_synced(0.01)
+    assert not inventory.synced
+    assert inventory.last_error is not None
+    assert "503" in inventory.last_error
+    assert "injected ServiceUnavailable" in inventory.last_error
+
+
+async def test_unreadable_node_is_skipped_and_the_rest_kept(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory], changes: Changes
+) -> None:
+    await fake.put("nodes", node("good"))
+    await fake.put("nodes", node("bad", cpu="lots"))
+    inventory = await started(running())
+    assert set(inventory.nodes) == {"good"}
+    # A later event making it readable brings it in; a broken update takes it out again.
+    await fake.put("nodes", node("bad"))
+    await changes.until(lambda: "bad" in inventory.nodes)
+    await fake.put("nodes", node("bad", cpu="-1"))
+    await changes.until(lambda: "bad" not in inventory.nodes)
+
+
+async def test_garbage_on_the_watch_stream_reconnects_instead_of_crashing(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory], changes: Changes
+) -> None:
+    inventory = await started(running())
+    await fake.inject_raw("nodes", b"<html>502 Bad Gateway</html>\n")
+    await changes.until(lambda: fake.count("/api/v1/nodes", watch=True) >= 2)
+    # Retrying from the same version meets the same garbage until that history is gone; then
+    # the 410 leads to a relist.
+    await fake.compact("nodes")
+    await fake.put("nodes", node("node-a"), silently=True)
+    await changes.until(lambda: "node-a" in inventory.nodes)
+    assert inventory.synced
+    assert fake.count("/api/v1/nodes", watch=False) == 2
+
+
+async def test_a_failing_change_callback_does_not_stop_the_inventory(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory]
+) -> None:
+    calls: list[int] = []
+
+    def broken() -> None:
+        calls.append(1)
+        raise RuntimeError("listener bug")
+
+    inventory = await started(running(on_change=broken))
+    await fake.put("nodes", node("node-a"))
+    await fake.put("nodes", node("node-b"))
+    await Changes().until(lambda: len(inventory.nodes) == 2)
+    assert len(calls) >= 2
+
+
+async def test_change_callback_fires_only_for_real_changes(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory], changes: Changes
+) -> None:
+    await fake.put("nodes", node("node-a"))
+    inventory = await started(running())
+    assert changes.calls == 1
+    # A status heartbeat that changes nothing the inventory keeps is not a change.
+    same = node("node-a")
+    same["status"]["conditions"][0]["lastHeartbeatTime"] = "2026-11-26T12:00:00Z"
+    await fake.put("nodes", same)
+    await fake.put("nodes", node("node-b"))
+    await changes.until(lambda: "node-b" in inventory.nodes)
+    assert changes.calls == 2
+
+
+async def test_snapshots_handed_out_do_not_change_under_the_reader(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory], changes: Changes
+) -> None:
+    await fake.put("nodes", node("node-a"))
+    inventory = await started(running())
+    before = inventory.nodes
+    await fake.put("nodes", node("node-b"))
+    await changes.until(lambda: "node-b" in inventory.nodes)
+    assert set(before) == {"node-a"}
+    with pytest.raises(TypeError):
+        before["x"] = before["node-a"]  # type: ignore[index]
+
+
+async def test_extra_region_key_is_applied_to_watched_nodes(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory]
+) -> None:
+    await fake.put("nodes", node("rack-1", None, labels={"example.com/site": "DE"}))
+    inventory = await started(running(extra_region_key="example.com/site"))
+    assert (inventory.nodes["rack-1"].region, inventory.nodes["rack-1"].region_label) == (
+        "DE",
+        "example.com/site",
+    )
+
+
+# --- pods ---------------------------------------------------------------------------------------
+
+
+async def test_pods_are_not_watched_unless_asked(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory]
+) -> None:
+    await fake.put("pods", read_replica("read-0"))
+    inventory = await started(running())
+    assert dict(inventory.pods) == {}
+    assert not any(p.endswith("/pods") for p, _ in fake.requests)
+
+
+async def test_only_stellar_pods_are_kept_and_followed(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory], changes: Changes
+) -> None:
+    await fake.put("nodes", node("node-a"))
+    await fake.put("pods", read_replica("read-0", "node-a"))
+    await fake.put("pods", pod("nginx", "web", "node-a", app="nginx"))
+    await fake.put(
+        "pods",
+        pod(
+            "core-0",
+            "stellar",
+            "node-a",
+            **{
+                "app.kubernetes.io/name": "stellar-node",
+                "app.kubernetes.io/component": "validator",
+            },
+        ),
+    )
+    inventory = await started(running(watch_pods=True))
+    assert set(inventory.pods) == {("stellar", "read-0"), ("stellar", "core-0")}
+    assert inventory.pods[("stellar", "read-0")].node_name == "node-a"
+    assert inventory.pods[("stellar", "read-0")].cpu_request_millis == 500
+
+    await fake.put("pods", read_replica("read-1"))
+    await changes.until(lambda: ("stellar", "read-1") in inventory.pods)
+    assert inventory.pods[("stellar", "read-1")].phase == "Pending"
+
+    # Relabelled so it no longer is a Stellar pod: it leaves the inventory.
+    await fake.put("pods", pod("read-1", "stellar", None, app="other"))
+    await changes.until(lambda: ("stellar", "read-1") not in inventory.pods)
+
+    await fake.delete("pods", "read-0", "stellar")
+    await changes.until(lambda: ("stellar", "read-0") not in inventory.pods)
+    assert set(inventory.pods) == {("stellar", "core-0")}
+
+
+async def test_pod_watch_can_be_limited_to_a_namespace_and_selector(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory], changes: Changes
+) -> None:
+    await fake.put("pods", read_replica("read-0", namespace="stellar"))
+    await fake.put("pods", read_replica("read-0", namespace="other"))
+    await fake.put("pods", pod("horizon-0", "stellar", None, **{APP_NAME: "horizon"}))
+    inventory = await started(
+        running(watch_pods=True, pod_namespace="stellar", pod_label_selector="stellar.org/role")
+    )
+    assert set(inventory.pods) == {("stellar", "read-0")}
+    pod_requests = [q for p, q in fake.requests if p == "/api/v1/namespaces/stellar/pods"]
+    assert pod_requests
+    assert all(q["labelSelector"] == "stellar.org/role" for q in pod_requests)
+
+    await fake.put("pods", read_replica("read-1", namespace="other"))
+    await fake.put("pods", read_replica("read-2", namespace="stellar"))
+    await changes.until(lambda: ("stellar", "read-2") in inventory.pods)
+    assert ("other", "read-1") not in inventory.pods
+
+
+async def test_synced_waits_for_both_nodes_and_pods(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory], changes: Changes
+) -> None:
+    await fake.put("nodes", node("node-a"))
+    fake.fail_next["pods"] = [(403, "Forbidden")] * 1000
+    inventory = running(watch_pods=True)
+    await inventory.start()
+    await changes.until(lambda: "node-a" in inventory.nodes)
+    await changes.until(lambda: fake.count("/api/v1/pods", watch=False) >= 2)
+    assert not inventory.synced
+    assert inventory.last_error is not None
+    assert inventory.last_error.startswith("pods: KubeApiError: HTTP 403")
+
+    fake.fail_next["pods"].clear()
+    assert await inventory.wait_synced(WAIT)
+    assert inventory.last_error is None
+
+
+async def test_stop_ends_the_watches_and_keeps_the_last_state(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory], changes: Changes
+) -> None:
+    await fake.put("nodes", node("node-a"))
+    inventory = await started(running(watch_pods=True))
+    await changes.until(lambda: fake.open_watches == {"nodes": 1, "pods": 1})
+    await inventory.stop()
+    await changes.until(lambda: fake.open_watches == {"nodes": 0, "pods": 0})
+    await fake.put("nodes", node("node-b"))
+    assert set(inventory.nodes) == {"node-a"}
+    await inventory.stop()  # stopping twice is harmless
+
+
+# --- credentials --------------------------------------------------------------------------------
+
+
+def _kubeconfig(path: Path, server: str, token: str) -> Path:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "fake", "cluster": {"server": server}}],
+        "users": [{"name": "reader", "user": {"token": token}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "reader"}}],
+        "current-context": "fake",
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
+async def test_api_client_from_a_kubeconfig_file_reaches_the_cluster_with_its_token(
+    fake: FakeKubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    path = _kubeconfig(tmp_path / "config", fake.base_url, "reader-token")
+    await fake.put("nodes", node("node-a"))
+    async with await load_api_client(str(path)) as api_client:
+        inventory = KubeInventory(api_client, settings=FAST)
+        await inventory.start()
+        try:
+            assert await inventory.wait_synced(WAIT)
+        finally:
+            await inventory.stop()
+    assert set(inventory.nodes) == {"node-a"}
+    assert fake.authorizations[0] == "Bearer reader-token"
+
+
+async def test_kubeconfig_environment_variable_is_used_when_no_file_is_given(
+    fake: FakeKubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    path = _kubeconfig(tmp_path / "env-config", fake.base_url, "env-token")
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    async with await load_api_client() as api_client:
+        assert api_client.configuration.host == fake.base_url
+
+
+async def test_missing_kubeconfig_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(ConfigError, match="absent"):
+        await load_api_client(str(tmp_path / "absent"))
+
+
+async def test_in_cluster_without_a_service_account_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    with pytest.raises(ConfigError, match="in-cluster service account"):
+        await load_api_client()
