@@ -86,12 +86,14 @@ async def serve(
         clock, refresher = runtime.clock, runtime.refresher
         inventory = _inventory(settings, carbon, api, runtime)
         metrics = WebhookMetrics()
+        serving = asyncio.Event()
 
         health = create_health_app(
             snapshot_source=lambda: refresher.snapshot,
             inventory=inventory,
             clock=clock,
             metrics=metrics,
+            serving=serving.is_set,
         )
         await stack.enter_async_context(
             _site(health, settings.bind_address, settings.health_port, settings)
@@ -135,6 +137,7 @@ async def serve(
         await stack.enter_async_context(
             _site(app, settings.bind_address, settings.port, settings, ssl_context=context)
         )
+        serving.set()
         logger.info(
             "serving /mutate on https://%s:%d, health on http://%s:%d",
             settings.bind_address,

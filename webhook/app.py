@@ -38,6 +38,7 @@ _INVENTORY = web.AppKey("inventory", Inventory)
 _CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 _PLACEMENT = web.AppKey("placement", Placement)
 _DECISIONS = web.AppKey("decisions", DecisionCache)
+_SERVING: web.AppKey[Callable[[], bool]] = web.AppKey("serving")
 METRICS = web.AppKey("metrics", WebhookMetrics)
 
 
@@ -72,13 +73,19 @@ def create_health_app(
     inventory: Inventory,
     clock: Clock,
     metrics: WebhookMetrics,
+    serving: Callable[[], bool] = lambda: True,
 ) -> web.Application:
-    """``/healthz``, ``/readyz`` and ``/metrics`` on plain HTTP, for probes and Prometheus."""
+    """``/healthz``, ``/readyz`` and ``/metrics`` on plain HTTP, for probes and Prometheus.
+
+    ``serving`` tells whether the HTTPS site accepts connections yet: the health site starts
+    first, and a replica must not be ready (and get traffic) before ``/mutate`` answers.
+    """
     metrics.bind(snapshot_source=snapshot_source, inventory=inventory, clock=clock)
     app = web.Application()
     app[_SNAPSHOT_SOURCE] = snapshot_source
     app[_INVENTORY] = inventory
     app[METRICS] = metrics
+    app[_SERVING] = serving
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
@@ -125,6 +132,8 @@ async def _healthz(request: web.Request) -> web.Response:
 
 async def _readyz(request: web.Request) -> web.Response:
     reasons: list[str] = []
+    if not request.app[_SERVING]():
+        reasons.append("HTTPS site not serving yet")
     if not request.app[_INVENTORY].synced:
         reasons.append("node inventory not synced yet")
     try:

@@ -248,6 +248,30 @@ async def test_readyz_needs_a_synced_inventory() -> None:
         }
 
 
+async def test_readyz_waits_for_the_https_site() -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from shared.core.clock import utcnow
+    from webhook.app import create_health_app
+    from webhook.metrics import WebhookMetrics
+
+    https_up = False
+    app = create_health_app(
+        snapshot_source=lambda: snapshot(THREE_REGIONS),
+        inventory=StaticInventory(),
+        clock=utcnow,
+        metrics=WebhookMetrics(),
+        serving=lambda: https_up,
+    )
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/readyz")
+        assert response.status == 503
+        assert await response.json() == {"ready": False, "reasons": ["HTTPS site not serving yet"]}
+        https_up = True
+        response = await client.get("/readyz")
+        assert response.status == 200
+
+
 async def test_metrics_expose_outcomes_latency_data_age_and_nodes(webhook: Webhook) -> None:
     await post(webhook, review(read_replica_pod()))
     await post(webhook, review(read_replica_pod(metadata__labels={})))
