@@ -7,7 +7,6 @@ any failure becomes ``allowed: true`` without a patch, so the webhook can never 
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,23 +19,12 @@ from shared.scoring.ranking import Ranking
 from webhook.decisions import DecisionCache, region_list
 from webhook.errors import MutationError
 from webhook.mutation import already_decided, mutate
+from webhook.outcomes import ERROR, MUTATED, SkipReason, skipped
 from webhook.review import AdmissionRequest, JsonPatchOp, ResponseReview, allow
 from webhook.selection import should_mutate
 from webhook.settings import Policy
 
 logger = logging.getLogger(__name__)
-
-MUTATED = "mutated"
-ERROR = "error"
-
-
-class Skip(enum.StrEnum):
-    """Why a selected pod was still left unchanged."""
-
-    ALREADY_DECIDED = "already-decided"
-    NO_ELIGIBLE_NODES = "no-eligible-nodes"
-    NO_CARBON_DATA = "no-carbon-data"
-    UNSUPPORTED_SHAPE = "unsupported-shape"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +73,9 @@ def admit(
         )
     except MutationError as e:
         logger.warning("left %s (uid %s) unchanged: %s", request.display_name, request.uid, e)
-        return _skipped(request, Skip.UNSUPPORTED_SHAPE, [f"carbon-aware placement skipped: {e}"])
+        return _skipped(
+            request, SkipReason.UNSUPPORTED_SHAPE, [f"carbon-aware placement skipped: {e}"]
+        )
     except Exception:
         logger.exception(
             "admission failed for %s (uid %s); allowing unchanged",
@@ -115,13 +105,13 @@ def _decide(
     assert pod is not None  # should_mutate skips requests without an object
 
     if already_decided(pod):
-        return _skipped(request, Skip.ALREADY_DECIDED, warnings)
+        return _skipped(request, SkipReason.ALREADY_DECIDED, warnings)
     eligibility, regions_key = cache.eligibility(pod, nodes())
     if eligibility.region_key is None or not eligibility.regions:
         warnings.append(
             "carbon-aware placement skipped: no schedulable node with a region label fits this pod"
         )
-        return _skipped(request, Skip.NO_ELIGIBLE_NODES, warnings)
+        return _skipped(request, SkipReason.NO_ELIGIBLE_NODES, warnings)
 
     choice = cache.choice(
         carbon(),
@@ -136,7 +126,7 @@ def _decide(
         warnings.append(
             f"carbon-aware placement skipped: no carbon data for {region_list(ranking.unranked)}"
         )
-        return _skipped(request, Skip.NO_CARBON_DATA, warnings)
+        return _skipped(request, SkipReason.NO_CARBON_DATA, warnings)
     warnings.extend(choice.warnings)
 
     if decision.policy is Policy.REQUIRE and not choice.low_carbon:
@@ -152,7 +142,7 @@ def _decide(
         annotations=choice.annotations(cache.decided_at(now)),
     )
     if not patch:
-        return _skipped(request, Skip.ALREADY_DECIDED, warnings)
+        return _skipped(request, SkipReason.ALREADY_DECIDED, warnings)
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug(
             "placing %s (uid %s) policy=%s ranking=%s",
@@ -170,9 +160,9 @@ def _decide(
     )
 
 
-def _skipped(request: AdmissionRequest, reason: enum.StrEnum, warnings: list[str]) -> Admission:
+def _skipped(request: AdmissionRequest, reason: SkipReason, warnings: list[str]) -> Admission:
     return Admission(
         response=allow(request, warnings=warnings),
-        outcome=f"skipped:{reason.value}",
+        outcome=skipped(reason),
         warnings=tuple(warnings),
     )

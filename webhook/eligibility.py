@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.cluster.inventory import NodeInfo, Taint
+from shared.core.shapes import array_reader, object_reader
 from webhook.errors import MutationError
+
+# A wrong type anywhere the decision reads makes the pod unsupported (admitted unchanged).
+_object = object_reader(MutationError)
+_array = array_reader(MutationError)
 
 TOPOLOGY_REGION = "topology.kubernetes.io/region"
 LEGACY_REGION = "failure-domain.beta.kubernetes.io/region"
@@ -195,19 +200,3 @@ def _field_matches(requirement: Mapping[str, Any], node: NodeInfo) -> bool:
             return node.name not in values
         case _:
             return False
-
-
-def _object(value: object, where: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise MutationError(f"{where} is {type(value).__name__}, expected an object")
-    return value
-
-
-def _array(value: object, where: str) -> Sequence[Any]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise MutationError(f"{where} is {type(value).__name__}, expected an array")
-    return value

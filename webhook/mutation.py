@@ -28,10 +28,15 @@ from datetime import datetime
 from typing import Any
 
 from shared.core.clock import rfc3339
+from shared.core.shapes import array_reader, object_reader
 from shared.scoring.ranking import PreferenceTerm, Ranking
 from webhook.errors import MutationError
 from webhook.review import JsonPatchOp
 from webhook.settings import Policy
+
+# A wrong type anywhere the decision reads makes the pod unsupported (admitted unchanged).
+_object = object_reader(MutationError)
+_array = array_reader(MutationError)
 
 RANKING_ANNOTATION = "stellar.org/carbon-ranking"
 DECIDED_AT_ANNOTATION = "stellar.org/carbon-decided-at"
@@ -66,7 +71,7 @@ def mutate(
         return []
     our_terms = [preferred_term(term, region_key) for term in terms]
     node_affinity = _member(pod, "spec", "affinity", "nodeAffinity")
-    existing_preferred = _list_at(node_affinity, PREFERRED, f"nodeAffinity.{PREFERRED}")
+    existing_preferred = _array(node_affinity.get(PREFERRED), f"nodeAffinity.{PREFERRED}")
     if our_terms and existing_preferred and all(term in existing_preferred for term in our_terms):
         return []
     requirement = (
@@ -83,8 +88,8 @@ def mutate(
 
 def already_decided(pod: Mapping[str, Any]) -> bool:
     """The pod carries the annotations of an earlier decision (reinvocation, or a copied pod)."""
-    metadata = _as_object(pod.get("metadata"), "metadata")
-    annotations = _as_object(metadata.get("annotations"), "metadata.annotations")
+    metadata = _object(pod.get("metadata"), "metadata")
+    annotations = _object(metadata.get("annotations"), "metadata.annotations")
     return RANKING_ANNOTATION in annotations or DECIDED_AT_ANNOTATION in annotations
 
 
@@ -141,13 +146,13 @@ def _affinity_ops(
         return []
 
     # Walk down as far as the pod goes; the first missing member receives the rest as one value.
-    spec = _as_object(pod.get("spec"), "spec")
+    spec = _object(pod.get("spec"), "spec")
     if pod.get("spec") is None:
         return [_add("/spec", {"affinity": {"nodeAffinity": additions}})]
-    affinity = _as_object(spec.get("affinity"), "spec.affinity")
+    affinity = _object(spec.get("affinity"), "spec.affinity")
     if spec.get("affinity") is None:
         return [_add("/spec/affinity", {"nodeAffinity": additions})]
-    node_affinity = _as_object(affinity.get("nodeAffinity"), "spec.affinity.nodeAffinity")
+    node_affinity = _object(affinity.get("nodeAffinity"), "spec.affinity.nodeAffinity")
     if affinity.get("nodeAffinity") is None:
         return [_add(_NODE_AFFINITY_PATH, additions)]
 
@@ -157,7 +162,7 @@ def _affinity_ops(
         if node_affinity.get(PREFERRED) is None:
             ops.append(_add(preferred_path, our_terms))
         else:
-            existing = _list_at(node_affinity, PREFERRED, f"nodeAffinity.{PREFERRED}")
+            existing = _array(node_affinity.get(PREFERRED), f"nodeAffinity.{PREFERRED}")
             ops.extend(_add(f"{preferred_path}/-", t) for t in our_terms if t not in existing)
     if requirement is not None:
         ops.extend(_required_ops(node_affinity, requirement))
@@ -172,21 +177,21 @@ def _required_ops(
     new_term = {"matchExpressions": [requirement]}
     if node_affinity.get(REQUIRED) is None:
         return [_add(required_path, {"nodeSelectorTerms": [new_term]})]
-    required = _as_object(node_affinity.get(REQUIRED), f"nodeAffinity.{REQUIRED}")
+    required = _object(node_affinity.get(REQUIRED), f"nodeAffinity.{REQUIRED}")
     terms_path = f"{required_path}/nodeSelectorTerms"
     if required.get("nodeSelectorTerms") is None:
         return [_add(terms_path, [new_term])]
-    terms = _list_at(required, "nodeSelectorTerms", "nodeSelectorTerms")
+    terms = _array(required.get("nodeSelectorTerms"), "nodeSelectorTerms")
     if not terms:
         return [_add(f"{terms_path}/-", new_term)]
     ops: list[JsonPatchOp] = []
     for index, raw_term in enumerate(terms):
-        term = _as_object(raw_term, f"nodeSelectorTerms[{index}]")
+        term = _object(raw_term, f"nodeSelectorTerms[{index}]")
         expressions_path = f"{terms_path}/{index}/matchExpressions"
         if term.get("matchExpressions") is None:
             ops.append(_add(expressions_path, [requirement]))
             continue
-        expressions = _list_at(term, "matchExpressions", f"nodeSelectorTerms[{index}]")
+        expressions = _array(term.get("matchExpressions"), f"nodeSelectorTerms[{index}]")
         if requirement not in expressions:
             ops.append(_add(f"{expressions_path}/-", requirement))
     return ops
@@ -195,7 +200,7 @@ def _required_ops(
 def _annotation_ops(pod: Mapping[str, Any], annotations: Mapping[str, str]) -> list[JsonPatchOp]:
     if pod.get("metadata") is None:
         return [_add("/metadata", {"annotations": dict(annotations)})]
-    metadata = _as_object(pod.get("metadata"), "metadata")
+    metadata = _object(pod.get("metadata"), "metadata")
     if metadata.get("annotations") is None:
         return [_add("/metadata/annotations", dict(annotations))]
     return [
@@ -221,24 +226,5 @@ def _member(obj: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
     for depth, key in enumerate(keys, start=1):
         value = current.get(key)
         # The dotted path is only spelled out for the error a wrong type raises.
-        current = value if type(value) is dict else _as_object(value, ".".join(keys[:depth]))
+        current = value if type(value) is dict else _object(value, ".".join(keys[:depth]))
     return current
-
-
-def _as_object(value: object, where: str) -> Mapping[str, Any]:
-    if type(value) is dict:  # what JSON decodes to; skips the slower ABC check
-        return value
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise MutationError(f"{where} is {type(value).__name__}, expected an object")
-    return value
-
-
-def _list_at(obj: Mapping[str, Any], key: str, where: str) -> list[Any]:
-    value = obj.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise MutationError(f"{where} is {type(value).__name__}, expected an array")
-    return value

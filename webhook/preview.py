@@ -26,6 +26,7 @@ from shared.cluster.demo import StaticInventory, demo_inventory
 from shared.cluster.inventory import Inventory
 from shared.core.clock import Clock, fixed, utcnow
 from shared.core.errors import ConfigError
+from shared.core.shapes import object_or_empty
 from shared.factory import build_runtime
 from shared.settings import CarbonSettings
 from webhook.admission import Admission, Placement, admit
@@ -46,18 +47,20 @@ def pod_from_workload(manifest: Mapping[str, Any]) -> dict[str, Any]:
     kind = manifest.get("kind")
     if kind == "Pod":
         return _json_copy(manifest)
-    spec = _mapping(manifest.get("spec"))
+    spec = object_or_empty(manifest.get("spec"))
     if kind in _TEMPLATE_KINDS:
-        template = _mapping(spec.get("template"))
+        template = object_or_empty(spec.get("template"))
     elif kind == "CronJob":
-        template = _mapping(_mapping(_mapping(spec.get("jobTemplate")).get("spec")).get("template"))
+        template = object_or_empty(
+            object_or_empty(object_or_empty(spec.get("jobTemplate")).get("spec")).get("template")
+        )
     else:
         raise PreviewError(f"kind {kind!r} is not a Pod or a workload with a pod template")
     if not template:
         raise PreviewError(f"{kind} has no spec.template")
-    workload = _mapping(manifest.get("metadata"))
+    workload = object_or_empty(manifest.get("metadata"))
     name = str(workload.get("name") or "preview")
-    metadata = _json_copy(_mapping(template.get("metadata")))
+    metadata = _json_copy(object_or_empty(template.get("metadata")))
     metadata.pop("name", None)
     metadata["generateName"] = f"{name}-"
     if kind == "StatefulSet":
@@ -81,7 +84,7 @@ def pod_from_workload(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": metadata,
-        "spec": _json_copy(_mapping(template.get("spec"))),
+        "spec": _json_copy(object_or_empty(template.get("spec"))),
     }
 
 
@@ -109,7 +112,7 @@ def preview(
     namespace: str = "default",
 ) -> Admission:
     """Admit ``pod`` exactly as the webhook would, from an AdmissionReview built for it."""
-    metadata = _mapping(pod.get("metadata"))
+    metadata = object_or_empty(pod.get("metadata"))
     review = build_review(
         pod,
         namespace=str(metadata.get("namespace") or namespace),
@@ -221,10 +224,6 @@ def _json_copy(value: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy holding only JSON types, as the API server would send the object."""
     copied: dict[str, Any] = json.loads(json.dumps(value, default=str))
     return copied
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 if __name__ == "__main__":

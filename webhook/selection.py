@@ -6,11 +6,11 @@ annotation; the opt-out annotation always wins; bound, mirror and DaemonSet pods
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from shared.core.shapes import object_or_empty
+from webhook.outcomes import SkipReason
 from webhook.review import AdmissionRequest
 from webhook.settings import Policy
 
@@ -23,19 +23,6 @@ MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 _POD = {"group": "", "version": "v1", "kind": "Pod"}
 _OPT_IN = frozenset({"enabled", "true"})
 _OPT_OUT = frozenset({"disabled", "false"})
-
-
-class SkipReason(enum.StrEnum):
-    """Why a request is allowed unchanged; also the ``skipped:<reason>`` metric label."""
-
-    NOT_POD = "not-pod"
-    NOT_CREATE = "not-create"
-    NO_OBJECT = "no-object"
-    OPTED_OUT = "opted-out"
-    NOT_SELECTED = "not-selected"
-    BOUND = "bound"
-    MIRROR = "mirror"
-    DAEMONSET = "daemonset"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +51,9 @@ def should_mutate(request: AdmissionRequest, *, default_policy: Policy) -> Decis
     pod = request.object
     if pod is None:
         return skip(SkipReason.NO_OBJECT)
-    metadata = _mapping(pod.get("metadata"))
-    labels = _mapping(metadata.get("labels"))
-    annotations = _mapping(metadata.get("annotations"))
+    metadata = object_or_empty(pod.get("metadata"))
+    labels = object_or_empty(metadata.get("labels"))
+    annotations = object_or_empty(metadata.get("annotations"))
     warnings: list[str] = []
 
     opt = annotations.get(CARBON_AWARE_ANNOTATION)
@@ -81,7 +68,7 @@ def should_mutate(request: AdmissionRequest, *, default_policy: Policy) -> Decis
     if not selected:
         return Decision(SkipReason.NOT_SELECTED, default_policy, tuple(warnings))
 
-    spec = _mapping(pod.get("spec"))
+    spec = object_or_empty(pod.get("spec"))
     if spec.get("nodeName"):
         return skip(SkipReason.BOUND)
     if MIRROR_ANNOTATION in annotations:
@@ -102,10 +89,3 @@ def should_mutate(request: AdmissionRequest, *, default_policy: Policy) -> Decis
                 f"{POLICY_ANNOTATION}={raw_policy!r} is not prefer/require; using {default_policy}"
             )
     return Decision(reason=None, policy=policy, warnings=tuple(warnings))
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    """A JSON member as a mapping; ``null`` or a wrong type reads as empty."""
-    if type(value) is dict:  # what JSON decodes to; skips the slower ABC check
-        return value
-    return value if isinstance(value, Mapping) else {}

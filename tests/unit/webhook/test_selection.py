@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from tests.unit.webhook.builders import read_replica_pod, review
+from webhook.outcomes import SkipReason
 from webhook.review import review_from_dict
-from webhook.selection import SkipReason, should_mutate
+from webhook.selection import should_mutate
 from webhook.settings import Policy
 
 
