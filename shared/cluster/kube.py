@@ -28,6 +28,7 @@ from kubernetes_asyncio.config import load_incluster_config, load_kube_config
 
 from shared.cluster.inventory import NodeInfo, PodInfo
 from shared.cluster.topology import node_from_manifest, pod_from_manifest, pod_role
+from shared.core.backoff import Backoff
 from shared.core.errors import CarbonError, ConfigError, truncate
 from shared.core.tasks import cancel_and_wait
 
@@ -98,6 +99,7 @@ class _Reflector(Generic[K, V]):
         self._changed = changed
         self._settings = settings
         self._rng = rng
+        self._backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, rng=rng)
         self._items: dict[K, V] = {}
         self._view: Mapping[K, V] | None = None
         self.synced = asyncio.Event()
@@ -140,9 +142,11 @@ class _Reflector(Generic[K, V]):
             except Exception as e:
                 failures += 1
                 self.last_error = truncate(f"{type(e).__name__}: {e}")
-                delay = self._delay(failures)
-                if isinstance(e, KubeApiError) and e.retry_after is not None:
-                    delay = max(delay, min(e.retry_after, self._settings.backoff_max_s))
+                retry_after = e.retry_after if isinstance(e, KubeApiError) else None
+                if retry_after is not None:
+                    # The server's wish is honoured only up to our own longest wait.
+                    retry_after = min(retry_after, self._settings.backoff_max_s)
+                delay = self._backoff.delay(failures, retry_after=retry_after)
                 logger.warning(
                     "%s: list/watch failed, retrying in %.1fs: %s",
                     self.kind,
@@ -151,15 +155,7 @@ class _Reflector(Generic[K, V]):
                 )
                 await asyncio.sleep(delay)
                 continue
-            await asyncio.sleep(self._delay(failures))
-
-    def _delay(self, failures: int) -> float:
-        """Exponential backoff with equal jitter: somewhere in [d/2, d], d doubling per failure."""
-        ceiling = min(
-            self._settings.backoff_max_s,
-            self._settings.backoff_initial_s * 2.0 ** min(failures - 1, 30),
-        )
-        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+            await asyncio.sleep(self._backoff.delay(failures))
 
     async def _request(self, **kwargs: Any) -> aiohttp.ClientResponse:
         response = await self._call(**kwargs)
