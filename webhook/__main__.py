@@ -22,14 +22,14 @@ from kubernetes_asyncio.client import ApiClient
 
 from shared.cluster.demo import StaticInventory, demo_inventory
 from shared.cluster.inventory import RunningInventory
-from shared.cluster.kube import load_api_client
+from shared.cluster.kube import KubeApiError, load_api_client
 from shared.core.backoff import Backoff
 from shared.core.clock import utcnow
 from shared.core.errors import ConfigError
 from shared.factory import CarbonRuntime, build_runtime
 from shared.settings import CarbonSettings
 from webhook.app import create_app, create_health_app
-from webhook.errors import WebhookError
+from webhook.errors import CertificateError, WebhookError
 from webhook.metrics import WebhookMetrics
 from webhook.rotation import SelfManagedCertificates
 from webhook.settings import InventorySource, TlsMode, WebhookSettings
@@ -174,8 +174,11 @@ async def _first_certificate(rotation: SelfManagedCertificates) -> None:
         try:
             await rotation.ensure()
             return
-        except (WebhookError, OSError) as e:
+        except (WebhookError, KubeApiError, OSError) as e:
             if attempt == _CERT_ATTEMPTS:
+                if isinstance(e, KubeApiError):
+                    # Startup reports webhook errors as "cannot start" rather than a traceback.
+                    raise CertificateError(str(e)) from e
                 raise
             delay = backoff.delay(attempt)
             logger.warning("serving certificate not ready (%s); retrying in %.0fs", e, delay)
