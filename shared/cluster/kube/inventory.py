@@ -1,7 +1,8 @@
 """The cluster inventory kept current from the Kubernetes API.
 
 ``KubeInventory`` runs one ``Reflector`` for nodes and, when asked, one for Stellar pods. Objects
-stay raw JSON and go straight through ``shared.cluster.topology``.
+stay raw JSON and go straight through ``shared.cluster.topology`` (nodes) and
+``shared.cluster.pods``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from kubernetes_asyncio.client import ApiClient, CoreV1Api
 from shared.cluster.inventory import NodeInfo, PodInfo
 from shared.cluster.kube.api import call_raw
 from shared.cluster.kube.reflector import Reflector, WatchSettings
-from shared.cluster.topology import node_from_manifest, pod_from_manifest, pod_role
+from shared.cluster.pods import pod_from_manifest, pod_role
+from shared.cluster.topology import node_from_manifest
 from shared.core.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ class KubeInventory:
     ``pod_label_selector`` narrows the pods the server sends (for example
     ``app.kubernetes.io/managed-by=stellar-operator``). By default every pod is watched, since no
     single selector covers all the role conventions; only Stellar pods (see
-    ``shared.cluster.topology.pod_role``) are kept either way. ``on_change`` is called after every
+    ``shared.cluster.pods.pod_role``) are kept either way. ``on_change`` is called after every
     change that alters a node or pod the inventory keeps (status heartbeats do not).
     """
 
