@@ -20,7 +20,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from shared.cluster.kube import KubeApiError
 from shared.core.clock import utcnow
-from tests.unit.webhook.fake_kube import FakeKube, running, webhook_configuration
+from tests.fakes.kube_certificates import FakeKube, running, webhook_configuration
 from webhook.certs import KeyPair, inspect, signed_by, split_bundle
 from webhook.rotation import SelfManagedCertificates
 from webhook.settings import WebhookSettings
