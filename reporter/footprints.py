@@ -16,7 +16,7 @@ from typing import Any
 from reporter.regions import RegionLookup, region_info
 from shared.carbon.snapshot import CarbonSnapshot
 from shared.cluster.inventory import NodeInfo, PodInfo
-from shared.cluster.topology import pod_role
+from shared.cluster.pods import pod_role
 from shared.core.models import Intensity, RegionInfo
 from shared.scoring.footprint import (
     Footprint,

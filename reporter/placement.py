@@ -23,7 +23,7 @@ from typing import Any
 from reporter.footprints import READ_REPLICA, NodeFootprint
 from shared.carbon.snapshot import CarbonSnapshot
 from shared.cluster.inventory import PodInfo
-from shared.cluster.topology import pod_role
+from shared.cluster.pods import pod_role
 from shared.scoring.ranking import rank
 
 RANKING_ANNOTATION = "stellar.org/carbon-ranking"

@@ -17,7 +17,7 @@ from typing import Any
 
 from kubernetes_asyncio.client import ApiClient, CustomObjectsApi
 
-from shared.cluster.topology import parse_quantity_cpu
+from shared.cluster.quantities import parse_quantity_cpu
 from shared.core.errors import truncate
 
 logger = logging.getLogger(__name__)

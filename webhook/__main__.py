@@ -22,13 +22,14 @@ from kubernetes_asyncio.client import ApiClient
 
 from shared.cluster.demo import StaticInventory, demo_inventory
 from shared.cluster.inventory import RunningInventory
-from shared.cluster.kube import load_api_client
+from shared.cluster.kube import KubeApiError, load_api_client
+from shared.core.backoff import Backoff
 from shared.core.clock import utcnow
 from shared.core.errors import ConfigError
 from shared.factory import CarbonRuntime, build_runtime
 from shared.settings import CarbonSettings
 from webhook.app import create_app, create_health_app
-from webhook.errors import WebhookError
+from webhook.errors import CertificateError, WebhookError
 from webhook.metrics import WebhookMetrics
 from webhook.rotation import SelfManagedCertificates
 from webhook.settings import InventorySource, TlsMode, WebhookSettings
@@ -170,14 +171,19 @@ def _inventory(
 
 async def _first_certificate(rotation: SelfManagedCertificates) -> None:
     """The HTTPS site cannot start without a pair: retry briefly, then give up loudly."""
+    # 2, 4, 8, 16 s: unjittered, since a replica waits on the API server here, not on the others.
+    backoff = Backoff(2.0, 30.0, jitter=0.0)
     for attempt in range(1, _CERT_ATTEMPTS + 1):
         try:
             await rotation.ensure()
             return
-        except (WebhookError, OSError) as e:
+        except (WebhookError, KubeApiError, OSError) as e:
             if attempt == _CERT_ATTEMPTS:
+                if isinstance(e, KubeApiError):
+                    # Startup reports webhook errors as "cannot start" rather than a traceback.
+                    raise CertificateError(str(e)) from e
                 raise
-            delay = 2.0**attempt
+            delay = backoff.delay(attempt)
             logger.warning("serving certificate not ready (%s); retrying in %.0fs", e, delay)
             await asyncio.sleep(delay)
 

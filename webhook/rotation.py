@@ -19,15 +19,16 @@ import contextlib
 import json
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import aiohttp
 from kubernetes_asyncio.client import AdmissionregistrationV1Api, ApiClient, CoreV1Api
 
+from shared.cluster.kube import KubeApiError, call_for_text
 from shared.core.clock import Clock
+from shared.core.errors import truncate
 from shared.core.tasks import cancel_and_wait
 from webhook.certs import (
     KeyPair,
@@ -38,7 +39,7 @@ from webhook.certs import (
     signed_by,
     split_bundle,
 )
-from webhook.errors import CertificateError, WebhookError
+from webhook.errors import CertificateError
 from webhook.settings import WebhookSettings
 from webhook.tls import load_pair
 
@@ -49,17 +50,6 @@ TLS_KEY = "tls.key"
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
 MANAGED_BY = "stellar-carbon-webhook"
-_BODY_LIMIT = 200
-
-
-class KubernetesApiError(WebhookError):
-    """The API server refused a call the certificate management needs."""
-
-    def __init__(self, action: str, status: int, body: str) -> None:
-        text = " ".join(body.split())
-        text = text if len(text) <= _BODY_LIMIT else text[: _BODY_LIMIT - 1] + "…"
-        super().__init__(f"{action}: HTTP {status}: {text}")
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,11 +192,11 @@ class SelfManagedCertificates:
 
     async def _read(self) -> StoredCertificates | None:
         name, namespace = self._settings.secret_name, self._settings.secret_namespace
-        status, body = await _call(self._core.read_namespaced_secret, name, namespace)
+        status, body = await call_for_text(self._core.read_namespaced_secret, name, namespace)
         if status == 404:
             return None
         if status != 200:
-            raise KubernetesApiError(f"read Secret {namespace}/{name}", status, body)
+            raise KubeApiError(status, truncate(body), action=f"read Secret {namespace}/{name}")
         return _from_secret(json.loads(body))
 
     async def _read_required(self) -> StoredCertificates:
@@ -221,14 +211,14 @@ class SelfManagedCertificates:
     async def _create(self, stored: StoredCertificates) -> bool:
         """True when this replica's pair was stored; False when another replica was first."""
         namespace = self._settings.secret_namespace
-        status, body = await _call(
+        status, body = await call_for_text(
             self._core.create_namespaced_secret, namespace, self._secret_body(stored)
         )
         if status == 409:
             logger.info("another replica created the certificate Secret first; using its pair")
             return False
         if status not in (200, 201):
-            raise KubernetesApiError(f"create Secret in {namespace}", status, body)
+            raise KubeApiError(status, truncate(body), action=f"create Secret in {namespace}")
         logger.info("created Secret %s/%s with a new CA", namespace, self._settings.secret_name)
         return True
 
@@ -236,12 +226,14 @@ class SelfManagedCertificates:
         """Optimistic update against the version read; False when another replica got there."""
         name, namespace = self._settings.secret_name, self._settings.secret_namespace
         body = self._secret_body(stored, resource_version=previous.resource_version)
-        status, text = await _call(self._core.replace_namespaced_secret, name, namespace, body)
+        status, text = await call_for_text(
+            self._core.replace_namespaced_secret, name, namespace, body
+        )
         if status == 409:
             logger.info("another replica renewed the certificate first; using its pair")
             return False
         if status != 200:
-            raise KubernetesApiError(f"replace Secret {namespace}/{name}", status, text)
+            raise KubeApiError(status, truncate(text), action=f"replace Secret {namespace}/{name}")
         return True
 
     def _secret_body(
@@ -274,12 +266,16 @@ class SelfManagedCertificates:
         if ca_bundle == self._injected:
             return
         name = self._settings.webhook_config_name
-        status, body = await _call(self._admission.read_mutating_webhook_configuration, name)
+        status, body = await call_for_text(
+            self._admission.read_mutating_webhook_configuration, name
+        )
         if status == 404:
             logger.warning("MutatingWebhookConfiguration %s not found; caBundle not set yet", name)
             return
         if status != 200:
-            raise KubernetesApiError(f"read MutatingWebhookConfiguration {name}", status, body)
+            raise KubeApiError(
+                status, truncate(body), action=f"read MutatingWebhookConfiguration {name}"
+            )
         config = json.loads(body)
         wanted = _b64(ca_bundle)
         ops: list[dict[str, Any]] = []
@@ -292,11 +288,13 @@ class SelfManagedCertificates:
                 {"op": "add", "path": f"/webhooks/{index}/clientConfig/caBundle", "value": wanted}
             )
         if ops:
-            status, body = await _call(
+            status, body = await call_for_text(
                 self._admission.patch_mutating_webhook_configuration, name, ops
             )
             if status != 200:
-                raise KubernetesApiError(f"patch MutatingWebhookConfiguration {name}", status, body)
+                raise KubeApiError(
+                    status, truncate(body), action=f"patch MutatingWebhookConfiguration {name}"
+                )
             logger.info("caBundle set on %d webhook(s) of %s", len(ops) // 2, name)
         self._injected = ca_bundle
 
@@ -321,15 +319,6 @@ class SelfManagedCertificates:
     async def stop(self) -> None:
         task, self._task = self._task, None
         await cancel_and_wait(task)
-
-
-async def _call(method: Callable[..., Awaitable[Any]], *args: Any) -> tuple[int, str]:
-    """Call a generated API method and return the raw status and body, errors included."""
-    response: aiohttp.ClientResponse = await method(*args, _preload_content=False)
-    try:
-        return response.status, (await response.read()).decode("utf-8", "replace")
-    finally:
-        response.release()
 
 
 def _from_secret(secret: dict[str, Any]) -> StoredCertificates:

@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from shared.carbon.cache import CURRENT, FORECAST, CacheEntry, CarbonCache, EntryKind
 from shared.carbon.providers.base import CarbonProvider
+from shared.core.backoff import Backoff
 from shared.core.clock import Clock, rfc3339, utcnow
 from shared.core.errors import (
     BadResponse,
@@ -44,7 +45,7 @@ _KINDS = (CURRENT.name, FORECAST.name)
 
 
 @dataclass(slots=True)
-class _Backoff:
+class _BackingOff:
     """Consecutive failures of one provider for one location and kind of value."""
 
     failures: int
@@ -80,8 +81,9 @@ class ProviderChain:
         self._cache = cache
         self._settings = settings
         self._clock = clock
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._backoffs: dict[tuple[str, str, str], _Backoff] = {}
+        # Jitter spreads retries of replicas (and of zones failing together) apart.
+        self._backoff = Backoff(settings.backoff_base, settings.backoff_max, rng=rng)
+        self._backoffs: dict[tuple[str, str, str], _BackingOff] = {}
         self.calls: Counter[str] = Counter()
         """Upstream calls made by this process, per provider."""
         self.errors: Counter[str] = Counter()
@@ -235,17 +237,13 @@ class ProviderChain:
     ) -> None:
         previous = self._backoffs.get((provider, location, kind.name))
         failures = previous.failures + 1 if previous is not None else 1
-        delay = min(self._settings.backoff_max, self._settings.backoff_base * 2 ** (failures - 1))
-        # Jitter spreads retries of replicas (and of zones failing together) apart.
-        delay *= self._rng.uniform(0.5, 1.0)
         retry_after = error.retry_after if isinstance(error, RateLimited) else None
-        if retry_after is not None:
-            delay = max(delay, retry_after)
+        delay = self._backoff.delay(failures, retry_after=retry_after)
         until = self._clock() + timedelta(seconds=delay)
         # A quota is exhausted for every kind of request to that location, not just this one.
         kinds = _KINDS if isinstance(error, RateLimited) else (kind.name,)
         for name in kinds:
-            self._backoffs[(provider, location, name)] = _Backoff(failures, until, error)
+            self._backoffs[(provider, location, name)] = _BackingOff(failures, until, error)
         self.errors[provider] += 1
         self.error_kinds[(provider, type(error).__name__)] += 1
         logger.warning(

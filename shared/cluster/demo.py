@@ -11,8 +11,8 @@ or JSON in any of these shapes:
 - several YAML documents (``---``), each one of the above or a single manifest.
 
 Manifests are what ``kubectl get -o yaml`` prints; an item without ``kind`` is taken as a Node.
-Nodes and pods go through ``shared.cluster.topology`` exactly as watched objects do, and only
-Stellar pods (``shared.cluster.topology.pod_role``) are kept.
+Nodes and pods go through ``shared.cluster.topology`` and ``shared.cluster.pods`` exactly as watched
+objects do, and only Stellar pods (``shared.cluster.pods.pod_role``) are kept.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ from typing import Any, Final
 import yaml
 
 from shared.cluster.inventory import NodeInfo, PodInfo
-from shared.cluster.topology import ManifestError, node_from_manifest, pod_from_manifest, pod_role
+from shared.cluster.manifest import ManifestError
+from shared.cluster.pods import pod_from_manifest, pod_role
+from shared.cluster.topology import node_from_manifest
 from shared.core.errors import ConfigError
 
 logger = logging.getLogger(__name__)

@@ -17,9 +17,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from aiocache import Cache
+from aiocache.serializers import JsonSerializer
 from redis.asyncio import Redis
 
 from shared.carbon.cache import CarbonCache
+from shared.carbon.cache.lock import ReplicaLock
 from shared.carbon.chain import ProviderChain
 from shared.core.errors import ProviderUnavailable, RateLimited
 from shared.core.models import Freshness
@@ -249,3 +252,31 @@ async def test_redis_going_away_mid_flight_does_not_stop_serving(
     finally:
         server.stop()
         await chain.close()
+
+
+async def test_a_lease_that_ran_out_is_not_released_from_under_its_next_holder(
+    redis_server: RedisServer,
+) -> None:
+    backend = Cache(
+        Cache.REDIS,
+        endpoint="127.0.0.1",
+        port=redis_server.port,
+        namespace=f"test-{uuid.uuid4().hex}",
+        serializer=JsonSerializer(),
+    )
+    slow, next_holder = ReplicaLock(backend, lease=0.05), ReplicaLock(backend, lease=5.0)
+    try:
+        expired = await slow.acquire("lock:current", "slow")
+        assert expired is not None
+        assert await next_holder.acquire("lock:current", "next") is None  # held
+        await asyncio.sleep(0.2)
+        held = await next_holder.acquire("lock:current", "next")
+        assert held is not None
+
+        await slow.release(expired)  # too late: a no-op, not an error
+        assert await backend.get("lock:current", loads_fn=lambda raw: raw) == "next"
+
+        await next_holder.release(held)
+        assert await backend.get("lock:current", loads_fn=lambda raw: raw) is None
+    finally:
+        await backend.client.aclose(close_connection_pool=True)

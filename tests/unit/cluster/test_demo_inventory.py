@@ -12,7 +12,7 @@ import yaml
 
 from shared.cluster.demo import DEMO_RESOURCE, InventoryFileError, StaticInventory, demo_inventory
 from shared.cluster.inventory import Inventory
-from shared.cluster.topology import pod_role
+from shared.cluster.pods import pod_role
 from shared.core.errors import ConfigError
 from shared.core.models import Cloud
 

@@ -18,10 +18,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from kubernetes_asyncio.client import ApiClient
 
+from shared.cluster.kube import KubeApiError
 from shared.core.clock import utcnow
-from tests.unit.webhook.fake_kube import FakeKube, running, webhook_configuration
+from tests.fakes.kube_certificates import FakeKube, running, webhook_configuration
 from webhook.certs import KeyPair, inspect, signed_by, split_bundle
-from webhook.rotation import KubernetesApiError, SelfManagedCertificates
+from webhook.rotation import SelfManagedCertificates
 from webhook.settings import WebhookSettings
 from webhook.tls import server_context
 
@@ -289,7 +290,7 @@ async def test_api_errors_are_raised_with_a_short_reason() -> None:
     async with running(ForbiddenKube()) as api:
         manager, _ = replica(api, MovableClock())
 
-        with pytest.raises(KubernetesApiError, match="HTTP 403") as raised:
+        with pytest.raises(KubeApiError, match="HTTP 403") as raised:
             await manager.ensure()
 
     assert "read Secret stellar-carbon/stellar-carbon-webhook-tls" in str(raised.value)

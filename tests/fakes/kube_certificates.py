@@ -1,4 +1,4 @@
-"""A fake Kubernetes API server: Secrets and MutatingWebhookConfigurations, nothing else.
+"""A fake Kubernetes API server for the webhook's certificates: Secrets and webhook configurations.
 
 Speaks the real wire format (Status bodies, resourceVersion conflicts on PUT, 409 on a duplicate
 create, JSON patch with ``test`` operations failing as 422) so the certificate management is
@@ -19,19 +19,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from kubernetes_asyncio.client import ApiClient, Configuration
 
+from tests.fakes.kube_api import status_body
+
 WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
 
 
 def status(code: int, reason: str, message: str) -> web.Response:
-    body = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "status": "Failure",
-        "reason": reason,
-        "message": message,
-        "code": code,
-    }
-    return web.json_response(body, status=code)
+    return web.json_response(status_body(code, reason, message), status=code)
 
 
 def webhook_configuration(name: str, *webhooks: str) -> dict[str, Any]:

@@ -1,44 +1,37 @@
-"""The cache between the provider chain and the upstream carbon APIs.
+"""The store between the provider chain and the upstream carbon APIs: ``CarbonCache``.
 
-Provider results are stored as JSON documents (explicit codecs below, never pickle) together with
-the time they were fetched, so the chain can tell a fresh value (younger than its TTL) from a stale
-one it may still serve during an outage. The backend is an aiocache memory cache by default, or
-Redis when replicas should share values and therefore one API quota.
+Provider results are stored as JSON documents (``codecs``, never pickle) together with the time
+they were fetched, so the chain can tell a fresh value (younger than its TTL) from a stale one it
+may still serve during an outage. The backend is an aiocache memory cache by default, or Redis when
+replicas should share values and therefore one API quota.
 
 Loads are single-flight: concurrent requests for the same key in one process share one upstream
-call, and processes sharing Redis take a short lock (``SET NX PX``) so that between them, too, one
-of them calls upstream while the others wait for its result (or its failure). A failing cache
-(Redis down) degrades to "no cache" with a log line; it never fails a load.
+call, and processes sharing Redis take a short lease (``lock``) so that between them, too, one of
+them calls upstream while the others wait for its result (or its failure). A failing cache (Redis
+down) degrades to "no cache" with a log line; it never fails a load.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from aiocache import Cache
 from aiocache.serializers import JsonSerializer
 from redis.asyncio import BlockingConnectionPool
+from redis.asyncio.lock import Lock
 
+from shared.carbon.cache.backend import HELD, UNLOCKED, FailSoftBackend
+from shared.carbon.cache.codecs import EntryKind, failure_from_dict, failure_to_dict, parse_time
 from shared.core.clock import Clock, utcnow
-from shared.core.errors import (
-    BadResponse,
-    NoForecast,
-    ProviderAuthError,
-    ProviderError,
-    ProviderUnavailable,
-    RateLimited,
-    UnknownZone,
-    truncate,
-)
-from shared.core.models import Forecast, ForecastPoint, Freshness, Intensity, Provenance
+from shared.core.errors import ProviderError
+from shared.core.models import Forecast, Intensity
 from shared.core.secret import Secret
 from shared.core.tasks import SingleFlight
 
@@ -54,106 +47,6 @@ _FORMAT = 1
 """Version of the stored document; entries in another format are ignored (a miss)."""
 
 
-# --- codecs -------------------------------------------------------------------------------------
-
-
-def provenance_to_dict(provenance: Provenance) -> dict[str, Any]:
-    return {
-        "provider": provenance.provider,
-        "fetchedAt": provenance.fetched_at.isoformat(),
-        "freshness": provenance.freshness.value,
-        "fallbackFrom": list(provenance.fallback_from),
-    }
-
-
-def provenance_from_dict(data: Mapping[str, Any]) -> Provenance:
-    return Provenance(
-        provider=str(data["provider"]),
-        fetched_at=_time(data["fetchedAt"]),
-        freshness=Freshness(data["freshness"]),
-        fallback_from=tuple(str(name) for name in data["fallbackFrom"]),
-    )
-
-
-def intensity_to_dict(intensity: Intensity) -> dict[str, Any]:
-    return {
-        "zone": intensity.zone,
-        "gPerKwh": intensity.g_per_kwh,
-        "observedAt": intensity.observed_at.isoformat(),
-        "provenance": provenance_to_dict(intensity.provenance),
-        "estimated": intensity.estimated,
-        "renewablePct": intensity.renewable_pct,
-    }
-
-
-def intensity_from_dict(data: Mapping[str, Any]) -> Intensity:
-    renewable = data["renewablePct"]
-    return Intensity(
-        zone=str(data["zone"]),
-        g_per_kwh=float(data["gPerKwh"]),
-        observed_at=_time(data["observedAt"]),
-        provenance=provenance_from_dict(data["provenance"]),
-        estimated=bool(data["estimated"]),
-        renewable_pct=None if renewable is None else float(renewable),
-    )
-
-
-def forecast_to_dict(forecast: Forecast) -> dict[str, Any]:
-    return {
-        "zone": forecast.zone,
-        "generatedAt": forecast.generated_at.isoformat(),
-        "points": [
-            {
-                "startsAt": point.starts_at.isoformat(),
-                "gPerKwh": point.g_per_kwh,
-                "durationSeconds": point.duration.total_seconds(),
-            }
-            for point in forecast.points
-        ],
-        "provenance": provenance_to_dict(forecast.provenance),
-    }
-
-
-def forecast_from_dict(data: Mapping[str, Any]) -> Forecast:
-    return Forecast(
-        zone=str(data["zone"]),
-        generated_at=_time(data["generatedAt"]),
-        points=tuple(
-            ForecastPoint(
-                starts_at=_time(point["startsAt"]),
-                g_per_kwh=float(point["gPerKwh"]),
-                duration=timedelta(seconds=float(point["durationSeconds"])),
-            )
-            for point in data["points"]
-        ),
-        provenance=provenance_from_dict(data["provenance"]),
-    )
-
-
-def _time(value: Any) -> datetime:
-    moment = datetime.fromisoformat(str(value))
-    if moment.tzinfo is None:
-        raise ValueError("naive timestamp in a cache entry")
-    return moment
-
-
-def _with_fetched_at(value: T, fetched_at: datetime) -> T:
-    return replace(value, provenance=replace(value.provenance, fetched_at=fetched_at))
-
-
-@dataclass(frozen=True, slots=True)
-class EntryKind(Generic[T]):
-    """What a key holds (current intensity or forecast) and how it is written as JSON."""
-
-    name: str
-    encode: Callable[[T], dict[str, Any]]
-    decode: Callable[[Mapping[str, Any]], T]
-
-
-CURRENT: EntryKind[Intensity] = EntryKind("current", intensity_to_dict, intensity_from_dict)
-FORECAST: EntryKind[Forecast] = EntryKind("forecast", forecast_to_dict, forecast_from_dict)
-
-
 @dataclass(frozen=True, slots=True)
 class CacheEntry(Generic[T]):
     """A provider result and when it was fetched (by this process or a replica)."""
@@ -166,33 +59,8 @@ class CacheEntry(Generic[T]):
         return max(0.0, (now - self.fetched_at).total_seconds())
 
 
-# Errors a failed fetch is shared as, between processes waiting on the same lock.
-_SHARED_ERRORS: dict[str, type[ProviderError]] = {
-    cls.__name__: cls
-    for cls in (ProviderUnavailable, ProviderAuthError, BadResponse, UnknownZone, NoForecast)
-}
-
-
-def _encode_failure(error: ProviderError, token: str) -> dict[str, Any]:
-    message = str(error).removeprefix(f"{error.provider}: ")
-    return {
-        "token": token,
-        "type": type(error).__name__,
-        "provider": error.provider,
-        "message": truncate(message),
-        "retryAfter": error.retry_after if isinstance(error, RateLimited) else None,
-    }
-
-
-def _decode_failure(data: Mapping[str, Any]) -> ProviderError:
-    provider, message = str(data["provider"]), str(data["message"])
-    if data["type"] == RateLimited.__name__:
-        retry_after = data["retryAfter"]
-        return RateLimited(provider, message, None if retry_after is None else float(retry_after))
-    return _SHARED_ERRORS.get(str(data["type"]), ProviderUnavailable)(provider, message)
-
-
-# --- the cache ----------------------------------------------------------------------------------
+def _with_fetched_at(value: T, fetched_at: datetime) -> T:
+    return replace(value, provenance=replace(value.provenance, fetched_at=fetched_at))
 
 
 class CarbonCache:
@@ -221,19 +89,19 @@ class CarbonCache:
         than a provider's request timeout. ``retry_backend_after``: after a cache failure, seconds
         to run without the cache before trying it again.
         """
-        self._backend = backend
+        self._backend = FailSoftBackend(
+            backend,
+            description=description,
+            lock_lease=lock_lease,
+            retry_after=retry_backend_after,
+        )
         self._shared = shared
         self.description = description
         self._clock = clock
         self._retain = retain
         self._lock_lease = lock_lease
         self._poll_interval = poll_interval
-        self._retry_backend_after = retry_backend_after
         self._flights: SingleFlight[str] = SingleFlight()
-        self._down_until: float | None = None
-        self.errors = 0
-        """Cache operations that failed since start (for metrics)."""
-        self.last_error: str | None = None
 
     # construction
 
@@ -309,13 +177,13 @@ class CarbonCache:
 
     async def get(self, kind: EntryKind[T], provider: str, key: str) -> CacheEntry[T] | None:
         """The stored entry, fresh or not; None when absent, unreadable or the cache is down."""
-        document = await self._read(_entry_key(kind, provider, key))
+        document = await self._backend.read(_entry_key(kind, provider, key))
         if document is None:
             return None
         try:
             if document["format"] != _FORMAT:
                 return None
-            fetched_at = _time(document["fetchedAt"])
+            fetched_at = parse_time(document["fetchedAt"])
             value = kind.decode(document["value"])
         except (KeyError, TypeError, ValueError) as e:
             logger.warning(
@@ -372,19 +240,20 @@ class CarbonCache:
         deadline = loop.time() + self._lock_lease
         holder: str | None = None  # the flight we waited for, if any
         while True:
-            outcome = await self._acquire(lock, token)
-            if outcome is not _HELD:
-                break  # ours, or no usable cache: fetch
-            holder = await self._read(lock, raw=True) or holder
+            outcome = await self._backend.acquire(lock, token)
+            if outcome is not HELD:
+                break  # our lease, or no usable cache: fetch
+            holder = await self._backend.read(lock, raw=True) or holder
             if loop.time() >= deadline:
                 logger.info("%s/%s: lock holder is slow, fetching anyway", provider, key)
-                outcome = _UNLOCKED
+                outcome = UNLOCKED
                 break
             await asyncio.sleep(self._poll_interval)
             fresh = await self._fresh(kind, provider, key, ttl)
             if fresh is not None:
                 return fresh
             await self._raise_shared_failure(kind, provider, key, holder)
+        lease = outcome if isinstance(outcome, Lock) else None
         try:
             if holder is not None:
                 # The holder may have finished between our last look and our lock.
@@ -393,11 +262,11 @@ class CarbonCache:
                     return fresh
                 await self._raise_shared_failure(kind, provider, key, holder)
             return await self._fetch(
-                kind, provider, key, fetch, token=token if outcome is _ACQUIRED else None
+                kind, provider, key, fetch, token=token if lease is not None else None
             )
         finally:
-            if outcome is _ACQUIRED:
-                await self._release(lock, token)
+            if lease is not None:
+                await self._backend.release(lease)
 
     async def _fetch(
         self,
@@ -413,8 +282,8 @@ class CarbonCache:
         except ProviderError as e:
             if token is not None:
                 # Tell processes waiting on our lock what happened, so they do not call too.
-                await self._write(
-                    _failure_key(kind, provider, key), _encode_failure(e, token), self._lock_lease
+                await self._backend.write(
+                    _failure_key(kind, provider, key), failure_to_dict(e, token), self._lock_lease
                 )
             raise
         fetched_at = self._clock()
@@ -424,7 +293,7 @@ class CarbonCache:
             "fetchedAt": fetched_at.isoformat(),
             "value": kind.encode(entry.value),
         }
-        await self._write(_entry_key(kind, provider, key), document, self._retain)
+        await self._backend.write(_entry_key(kind, provider, key), document, self._retain)
         return entry
 
     async def _fresh(
@@ -440,90 +309,30 @@ class CarbonCache:
     ) -> None:
         if holder is None:
             return
-        document = await self._read(_failure_key(kind, provider, key))
+        document = await self._backend.read(_failure_key(kind, provider, key))
         if not isinstance(document, dict) or document.get("token") != holder:
             return
         try:
-            error = _decode_failure(document)
+            error = failure_from_dict(document)
         except (KeyError, TypeError, ValueError):
             return
         raise error
-
-    # backend access: every failure degrades to "no cache"
-
-    def _usable(self) -> bool:
-        return self._down_until is None or time.monotonic() >= self._down_until
-
-    def _failed(self, operation: str, error: Exception) -> None:
-        self.errors += 1
-        self.last_error = f"{operation}: {type(error).__name__}"
-        if self._down_until is None:
-            logger.warning(
-                "cache %s unavailable (%s failed: %s: %s); serving without a cache",
-                self.description,
-                operation,
-                type(error).__name__,
-                truncate(str(error)),
-            )
-        self._down_until = time.monotonic() + self._retry_backend_after
-
-    def _succeeded(self) -> None:
-        if self._down_until is not None:
-            logger.info("cache %s is back", self.description)
-            self._down_until = None
-
-    async def _read(self, name: str, *, raw: bool = False) -> Any:
-        if not self._usable():
-            return None
-        try:
-            value = await self._backend.get(name, loads_fn=_as_is if raw else None)
-        except Exception as e:  # any backend failure means "no cache", never a failed load
-            self._failed("get", e)
-            return None
-        self._succeeded()
-        return value
-
-    async def _write(self, name: str, value: Any, ttl: float) -> None:
-        if not self._usable():
-            return
-        try:
-            await self._backend.set(name, value, ttl=float(ttl))
-        except Exception as e:
-            self._failed("set", e)
-            return
-        self._succeeded()
-
-    async def _acquire(self, lock: str, token: str) -> object:
-        if not self._usable():
-            return _UNLOCKED
-        try:
-            # Stored unserialised, so the compare-and-delete below compares like with like.
-            await self._backend.add(lock, token, ttl=float(self._lock_lease), dumps_fn=_as_is)
-        except ValueError:  # aiocache's "key already exists": someone else holds it
-            self._succeeded()
-            return _HELD
-        except Exception as e:
-            self._failed("lock", e)
-            return _UNLOCKED
-        self._succeeded()
-        return _ACQUIRED
-
-    async def _release(self, lock: str, token: str) -> None:
-        if not self._usable():
-            return
-        try:
-            # Compare-and-delete, atomic in Redis: never drop a lock another process took after
-            # ours expired. aiocache's RedLock releases through the same backend call.
-            await self._backend._redlock_release(self._backend.build_key(lock), token)
-        except Exception as e:
-            self._failed("unlock", e)
 
     # lifecycle and health
 
     @property
     def available(self) -> bool:
         """False while the backend is failing and the cache is bypassed."""
-        return self._down_until is None
+        return self._backend.available
+
+    @property
+    def errors(self) -> int:
+        """Cache operations that failed since start (for metrics)."""
+        return self._backend.errors
+
+    @property
+    def last_error(self) -> str | None:
+        return self._backend.last_error
 
     def status(self) -> dict[str, Any]:
         """For health output: backend, whether it works, and how often it failed."""
@@ -537,24 +346,7 @@ class CarbonCache:
 
     async def close(self) -> None:
         self._flights.cancel_all()
-        try:
-            client = getattr(self._backend, "client", None)
-            if client is not None:
-                # aiocache 0.12 closes Redis with the deprecated ``close()``; redis-py wants this.
-                await client.aclose(close_connection_pool=True)
-            else:
-                await self._backend.close()
-        except Exception as e:
-            logger.debug("closing cache %s failed: %s", self.description, type(e).__name__)
-
-
-def _as_is(value: Any) -> Any:
-    return value
-
-
-_ACQUIRED = object()
-_HELD = object()
-_UNLOCKED = object()  # no usable cache: go ahead without a lock
+        await self._backend.close()
 
 
 def _entry_key(kind: EntryKind[Any], provider: str, key: str) -> str:

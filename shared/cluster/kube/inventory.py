@@ -1,0 +1,169 @@
+"""The cluster inventory kept current from the Kubernetes API.
+
+``KubeInventory`` runs one ``Reflector`` for nodes and, when asked, one for Stellar pods. Objects
+stay raw JSON and go straight through ``shared.cluster.topology`` (nodes) and
+``shared.cluster.pods``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping
+from functools import partial
+from types import MappingProxyType
+from typing import Any
+
+from kubernetes_asyncio.client import ApiClient, CoreV1Api
+
+from shared.cluster.inventory import NodeInfo, PodInfo
+from shared.cluster.kube.api import call_raw
+from shared.cluster.kube.reflector import Reflector, WatchSettings
+from shared.cluster.pods import pod_from_manifest, pod_role
+from shared.cluster.topology import node_from_manifest
+from shared.core.tasks import cancel_and_wait
+
+logger = logging.getLogger(__name__)
+
+OnChange = Callable[[], None]
+"""Called (synchronously, on the event loop) after the inventory changed."""
+
+
+def _metadata(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    metadata = raw.get("metadata")
+    return metadata if isinstance(metadata, Mapping) else {}
+
+
+def _node_key(raw: Mapping[str, Any]) -> str | None:
+    name = _metadata(raw).get("name")
+    return name if isinstance(name, str) and name else None
+
+
+def _pod_key(raw: Mapping[str, Any]) -> tuple[str, str] | None:
+    metadata = _metadata(raw)
+    name, namespace = metadata.get("name"), metadata.get("namespace") or "default"
+    if not isinstance(name, str) or not name or not isinstance(namespace, str):
+        return None
+    return namespace, name
+
+
+def _stellar_pod(raw: Mapping[str, Any]) -> PodInfo | None:
+    labels = _metadata(raw).get("labels")
+    if not isinstance(labels, Mapping) or pod_role(labels) is None:
+        return None
+    return pod_from_manifest(raw)
+
+
+class KubeInventory:
+    """Nodes (and optionally Stellar pods) of the cluster, kept current in the background.
+
+    Implements ``shared.cluster.inventory.Inventory``. Reads are synchronous and return immutable
+    snapshots. The ``ApiClient`` belongs to the caller, who closes it after ``stop()``.
+
+    ``pod_namespace`` limits the pod watch to one namespace (all namespaces by default).
+    ``pod_label_selector`` narrows the pods the server sends (for example
+    ``app.kubernetes.io/managed-by=stellar-operator``). By default every pod is watched, since no
+    single selector covers all the role conventions; only Stellar pods (see
+    ``shared.cluster.pods.pod_role``) are kept either way. ``on_change`` is called after every
+    change that alters a node or pod the inventory keeps (status heartbeats do not).
+    """
+
+    def __init__(
+        self,
+        api: ApiClient,
+        *,
+        extra_region_key: str | None = None,
+        watch_pods: bool = False,
+        pod_namespace: str | None = None,
+        pod_label_selector: str | None = None,
+        on_change: OnChange | None = None,
+        settings: WatchSettings | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        core = CoreV1Api(api)
+        settings = settings or WatchSettings()
+        rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
+        self._on_change = on_change
+        self._tasks: list[asyncio.Task[None]] = []
+
+        def convert_node(raw: Mapping[str, Any]) -> NodeInfo:
+            return node_from_manifest(raw, extra_region_key)
+
+        self._nodes: Reflector[str, NodeInfo] = Reflector(
+            "nodes",
+            partial(call_raw, core.list_node),
+            _node_key,
+            convert_node,
+            self._notify,
+            settings,
+            rng,
+        )
+        self._pods: Reflector[tuple[str, str], PodInfo] | None = None
+        if watch_pods:
+            selector = {"label_selector": pod_label_selector} if pod_label_selector else {}
+            list_pods = (
+                partial(call_raw, core.list_namespaced_pod, pod_namespace, **selector)
+                if pod_namespace
+                else partial(call_raw, core.list_pod_for_all_namespaces, **selector)
+            )
+            self._pods = Reflector(
+                "pods", list_pods, _pod_key, _stellar_pod, self._notify, settings, rng
+            )
+
+    # --- Inventory ------------------------------------------------------------------------------
+
+    @property
+    def nodes(self) -> Mapping[str, NodeInfo]:
+        return self._nodes.items
+
+    @property
+    def pods(self) -> Mapping[tuple[str, str], PodInfo]:
+        return self._pods.items if self._pods is not None else MappingProxyType({})
+
+    @property
+    def synced(self) -> bool:
+        return all(r.synced.is_set() for r in self._reflectors())
+
+    @property
+    def last_error(self) -> str | None:
+        """The latest list/watch failure not yet followed by a success, for health checks."""
+        errors = [f"{r.kind}: {r.last_error}" for r in self._reflectors() if r.last_error]
+        return "; ".join(errors) or None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the list + watch loops. Returns at once; see ``wait_synced``."""
+        if self._tasks:
+            return
+        self._tasks = [
+            asyncio.create_task(r.run(), name=f"inventory-{r.kind}") for r in self._reflectors()
+        ]
+
+    async def wait_synced(self, timeout: float) -> bool:  # noqa: ASYNC109 (a bool, not an error)
+        """Wait up to ``timeout`` seconds for the first full list; True when synced."""
+        try:
+            async with asyncio.timeout(timeout):
+                for reflector in self._reflectors():
+                    await reflector.synced.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def stop(self) -> None:
+        """Stop the loops and wait for them to end. The last state stays readable."""
+        tasks, self._tasks = self._tasks, []
+        await cancel_and_wait(*tasks)
+
+    def _reflectors(self) -> list[Reflector[Any, Any]]:
+        return [self._nodes] if self._pods is None else [self._nodes, self._pods]
+
+    def _notify(self) -> None:
+        if self._on_change is None:
+            return
+        try:
+            self._on_change()
+        except Exception:
+            # A broken listener must not stop the inventory from following the cluster.
+            logger.exception("inventory change callback failed")
