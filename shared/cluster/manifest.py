@@ -10,18 +10,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.core.errors import CarbonError
+from shared.core.shapes import array_reader, object_reader
 
 
 class ManifestError(CarbonError, ValueError):
     """A node or pod manifest cannot be read (missing name, malformed field, bad quantity)."""
 
 
-def mapping(value: object, where: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ManifestError(f"{where} must be an object")
-    return value
+mapping = object_reader(ManifestError)
+"""``mapping(value, where)``: a member that must be an object when present."""
+
+sequence = array_reader(ManifestError)
+"""``sequence(value, where)``: a member that must be a list when present."""
 
 
 def string_map(value: object, where: str) -> dict[str, str]:
@@ -32,14 +32,6 @@ def string_map(value: object, where: str) -> dict[str, str]:
             raise ManifestError(f"{where} must map strings to strings (see {key!r})")
         out[key] = item
     return out
-
-
-def sequence(value: object, where: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ManifestError(f"{where} must be a list")
-    return value
 
 
 def object_name(metadata: Mapping[str, Any], kind: str) -> str:
