@@ -19,6 +19,7 @@ from shared.cluster.constraints import (
     PoolConstraints,
     Requirement,
 )
+from shared.cluster.inventory import NodeInfo
 from shared.cluster.room import Host, PlacedPod, holds_pool, pool_room
 from shared.core.models import Freshness
 from shared.scoring.ranking import Ranking, RegionScore, low_carbon_set
@@ -190,3 +191,19 @@ def test_regions_tied_in_the_ranking_join_the_set_together() -> None:
     )
     holds = holds_pool(POOL, fleet("abcd"), (), wanted=4)
     assert low_carbon_set(tied, holds=holds) == ("a", "b", "c")
+
+
+def test_a_hosts_free_room_is_allocatable_minus_requests_and_zero_allocatable_is_unknown() -> None:
+    node = NodeInfo(
+        name="n",
+        labels={HOSTNAME: "n"},
+        region="r",
+        region_label=REGION,
+        cloud=None,
+        unschedulable=True,
+        cpu_millis=4000,
+        memory_bytes=0,
+    )
+    host = Host.from_node(node, requested_cpu_millis=1500)
+    assert (host.free_cpu_millis, host.free_memory_bytes) == (2500, None)
+    assert not host.schedulable
