@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--only admission,carbon,reporter,growth]``.
+"""``python -m bench [--quick] [--only admission,carbon,reporter,growth,readpool-model]``.
 
 Runs the chosen parts in order and writes ``bench/results/latest.json`` and ``latest.md``. With
 ``--only``, parts not run keep their previous results in those files. ``--quick`` (a couple of
@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import admission, carbon, growth, reporter, results
+from bench import admission, carbon, growth, readpool, reporter, results
 from shared.core.clock import rfc3339
 
 logger = logging.getLogger("bench")
@@ -28,6 +28,7 @@ PARTS: dict[str, Callable[[bool], Awaitable[dict[str, Any]]]] = {
     "carbon": lambda quick: carbon.run(quick, kube=not quick),
     "reporter": reporter.run,
     "growth": growth.run,
+    "readpool-model": readpool.run,
 }
 
 

@@ -94,6 +94,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         ("carbon", _carbon),
         ("reporter", _reporter),
         ("growth", _growth),
+        ("readpool-model", _readpool),
     ):
         part = parts.get(name)
         if part is None:
@@ -322,6 +323,12 @@ def _growth(r: Mapping[str, Any]) -> list[str]:
         "",
     ]
     return lines
+
+
+def _readpool(r: Mapping[str, Any]) -> list[str]:
+    from bench.readpool import table  # the read-pool replay renders its own rows
+
+    return [f"Weeks {', '.join(r['weeks'])}; method in docs/webhook.md.", "", *table(r), ""]
 
 
 def _targets(targets: Mapping[str, Mapping[str, Any]]) -> list[str]:

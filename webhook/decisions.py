@@ -24,7 +24,7 @@ Apart from that bounded reuse of the clock, the results are the values a cold co
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Collection, Hashable, Iterable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -76,14 +76,20 @@ class RegionChoice:
 
 
 def choose(
-    ranking: Ranking, eligible: Mapping[str, int], *, low_carbon_fraction: float
+    ranking: Ranking,
+    eligible: Mapping[str, int],
+    *,
+    low_carbon_fraction: float,
+    holds: Callable[[Collection[str]], bool] | None = None,
 ) -> RegionChoice:
-    """Everything that follows from ``ranking`` of the ``eligible`` regions (region → nodes)."""
-    low_carbon = tuple(
-        region
-        for region in low_carbon_set(ranking, fraction=low_carbon_fraction, node_counts=eligible)
-        if eligible.get(region, 0) > 0
+    """Everything that follows from ``ranking`` of the ``eligible`` regions (region → nodes).
+
+    With ``holds`` (``shared.cluster.room.holds_pool`` of the pod's pool) the low-carbon set is
+    the smallest greenest prefix that holds the pool, or empty when nothing does."""
+    chosen = low_carbon_set(
+        ranking, fraction=low_carbon_fraction, node_counts=eligible, holds=holds
     )
+    low_carbon = tuple(region for region in chosen if eligible.get(region, 0) > 0)
     return RegionChoice(
         ranking=ranking,
         terms=preference_terms(ranking),

@@ -24,7 +24,7 @@ them apart (25 at 2x, 11 at 3x, 4 at 5x, 1 at 10x).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -250,6 +250,7 @@ def low_carbon_set(
     fraction: float = DEFAULT_LOW_CARBON_FRACTION,
     node_counts: Mapping[str, int] | None = None,
     min_node_share: float = DEFAULT_MIN_NODE_SHARE,
+    holds: Callable[[Collection[str]], bool] | None = None,
 ) -> tuple[str, ...]:
     """The regions the ``require`` policy allows, in ranked order.
 
@@ -264,6 +265,13 @@ def low_carbon_set(
     nodes are then left out, since no pod could land there. ``min_node_share=0`` turns the growth
     off. The set is empty only when nothing is ranked (or, with ``node_counts``, no ranked region
     has nodes).
+
+    With ``holds`` (can these regions hold the pool? see ``shared.cluster.room.holds_pool``) the
+    set is sized from the pool instead: the smallest prefix of the ranking, greenest first and
+    regions tied at one expected intensity together, that holds it; ``fraction`` and
+    ``min_node_share`` are not used. Every region the set adds widens the pool's spread domains,
+    so no region joins that the pool does not need. When even all ranked regions cannot hold it,
+    the set is empty: a required set would strand pods, so only preferred terms remain.
     """
     if fraction < 0:
         raise ValueError(f"fraction must not be negative, got {fraction}")
@@ -272,6 +280,8 @@ def low_carbon_set(
     greenest = ranking.greenest
     if greenest is None:
         return ()
+    if holds is not None:
+        return _pool_sized_set(ranking, node_counts, holds)
     limit = greenest.expected_g_per_kwh * (1 + fraction)
     chosen = [
         score
@@ -292,3 +302,22 @@ def low_carbon_set(
         chosen.extend(tied)
         rest = rest[len(tied) :]
     return tuple(score.region for score in chosen if node_counts.get(score.region, 0) > 0)
+
+
+def _pool_sized_set(
+    ranking: Ranking,
+    node_counts: Mapping[str, int] | None,
+    holds: Callable[[Collection[str]], bool],
+) -> tuple[str, ...]:
+    chosen: list[str] = []
+    rest = list(ranking.scores)
+    while rest:
+        tied = [score for score in rest if score.expected_g_per_kwh == rest[0].expected_g_per_kwh]
+        rest = rest[len(tied) :]
+        added = [s.region for s in tied if node_counts is None or node_counts.get(s.region, 0) > 0]
+        if not added:
+            continue
+        chosen.extend(added)
+        if holds(frozenset(chosen)):
+            return tuple(chosen)
+    return ()

@@ -27,7 +27,7 @@ from tests.unit.webhook.builders import (
     snapshot,
 )
 from webhook.admission import Admission, Placement, admit
-from webhook.decisions import DecisionCache, Lru, constraints_key, restrict
+from webhook.decisions import DecisionCache, Lru, choose, constraints_key, restrict
 from webhook.eligibility import TOPOLOGY_REGION, eligible_regions
 from webhook.errors import MutationError
 from webhook.review import review_from_dict
@@ -333,3 +333,15 @@ def test_the_decision_time_is_stamped_to_the_second() -> None:
         "2026-11-26T12:00:01Z",
         "2026-11-26T11:59:59Z",
     ]
+
+
+def test_choose_sizes_the_low_carbon_set_from_the_pool_when_told_what_holds_it() -> None:
+    carbon = forecast_snapshot()
+    ranking = rank(carbon, carbon.regions, now=NOW)
+    regions = ranking.regions
+    eligible = dict.fromkeys(regions, 3)
+    needs_two: set[str] = set(regions[:2])
+    sized = choose(ranking, eligible, low_carbon_fraction=0.1, holds=needs_two.issubset)
+    assert sized.low_carbon == regions[:2]
+    nothing = choose(ranking, eligible, low_carbon_fraction=0.1, holds=lambda _: False)
+    assert nothing.low_carbon == ()
