@@ -19,7 +19,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from reporter.app import CleanupContext, create_app
 from reporter.health import RefresherHealth
-from reporter.settings import ReporterSettings
+from reporter.settings import InventorySource, ReporterSettings
 from reporter.usage import NodeMetricsPoller
 from shared.cluster.demo import demo_inventory
 from shared.cluster.inventory import RunningInventory
@@ -59,7 +59,7 @@ async def build_app(
     """The application with its background work; ``runtime`` replaces the configured one."""
     runtime = runtime or build_runtime(settings.carbon)
     api: ApiClient | None = None
-    if settings.inventory == "kubernetes":
+    if settings.inventory is InventorySource.KUBERNETES:
         api = await load_api_client()
     inventory = _inventory(settings, runtime, api)
     usage = (

@@ -19,7 +19,6 @@ costs one request.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Container, Mapping
@@ -52,6 +51,7 @@ from shared.core.errors import (
 )
 from shared.core.models import Forecast, ForecastPoint, Intensity, Provenance, RegionInfo
 from shared.core.secret import Secret
+from shared.core.tasks import SingleFlight
 
 logger = logging.getLogger(__name__)
 
@@ -89,29 +89,34 @@ class _SharedDocument(Generic[T]):
         self._fetch = fetch
         self._ttl = ttl
         self._clock = clock
-        self._lock = asyncio.Lock()
+        self._flights: SingleFlight[str] = SingleFlight()
         self._value: _Fetched[T] | None = None
         self._error: ProviderError | None = None
         self._expires_at: datetime | None = None
 
     async def get(self) -> _Fetched[T]:
-        async with self._lock:
-            now = self._clock()
-            if self._expires_at is not None and now < self._expires_at:
-                if self._error is not None:
-                    raise self._error.with_traceback(None)
-                if self._value is not None:
-                    return self._value
-            try:
-                value = await self._fetch()
-            except ProviderError as e:
-                self._value, self._error = None, e
-                self._expires_at = now + min(self._ttl, _ERROR_TTL)
-                raise
-            self._value = _Fetched(value, self._clock())
-            self._error = None
-            self._expires_at = now + self._ttl
-            return self._value
+        if self._expires_at is not None and self._clock() < self._expires_at:
+            if self._error is not None:
+                raise self._error.with_traceback(None)
+            if self._value is not None:
+                return self._value
+        return await self._flights.run("document", self._refetch)
+
+    def cancel(self) -> None:
+        self._flights.cancel_all()
+
+    async def _refetch(self) -> _Fetched[T]:
+        now = self._clock()
+        try:
+            value = await self._fetch()
+        except ProviderError as e:
+            self._value, self._error = None, e
+            self._expires_at = now + min(self._ttl, _ERROR_TTL)
+            raise
+        self._value = _Fetched(value, self._clock())
+        self._error = None
+        self._expires_at = now + self._ttl
+        return self._value
 
 
 class CustomHttpProvider:
@@ -190,6 +195,8 @@ class CustomHttpProvider:
         )
 
     async def close(self) -> None:
+        self._current_doc.cancel()
+        self._forecast_doc.cancel()
         await self._http.close()
 
     def _headers(self) -> dict[str, str]:

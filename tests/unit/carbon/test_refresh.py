@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 
 import pytest
 
@@ -113,7 +112,7 @@ async def test_regions_sharing_a_zone_cost_one_fetch(
 async def test_extra_regions_are_always_tracked(
     refreshers: Callable[..., CarbonRefresher],
 ) -> None:
-    refresher = refreshers(replace(SETTINGS, extra_regions=("europe-west1",)))
+    refresher = refreshers(SETTINGS.model_copy(update={"extra_regions": ("europe-west1",)}))
     refresher.track(["eu-north-1"])
     refresher.track([])
     assert refresher.tracked == {"europe-west1"}
@@ -174,7 +173,7 @@ async def test_without_a_cache_the_previous_value_is_kept_as_stale(
 async def test_start_refreshes_at_once_and_then_in_the_background(
     refreshers: Callable[..., CarbonRefresher], clock: ManualClock
 ) -> None:
-    refresher = refreshers(replace(SETTINGS, refresh_interval=0.01))
+    refresher = refreshers(SETTINGS.model_copy(update={"refresh_interval": 0.01}))
     refresher.track(["eu-north-1"])
     await refresher.start()
     assert refresher.cycles == 1
@@ -188,7 +187,7 @@ async def test_start_refreshes_at_once_and_then_in_the_background(
 async def test_newly_tracked_regions_do_not_wait_for_the_interval(
     refreshers: Callable[..., CarbonRefresher],
 ) -> None:
-    refresher = refreshers(replace(SETTINGS, refresh_interval=3600))
+    refresher = refreshers(SETTINGS.model_copy(update={"refresh_interval": 3600.0}))
     refresher.track(["eu-north-1"])
     await refresher.start()
     refresher.track(["eu-north-1", "europe-west1"])
@@ -206,7 +205,7 @@ async def test_the_loop_survives_a_failing_cycle(
             raise RuntimeError("catalog reload in progress")
         return CATALOG.get(name)
 
-    refresher = refreshers(replace(SETTINGS, refresh_interval=0.01), resolve=resolve)
+    refresher = refreshers(SETTINGS.model_copy(update={"refresh_interval": 0.01}), resolve=resolve)
     refresher.track(["eu-north-1"])
     await refresher.start()
     await eventually(lambda: refresher.failed_cycles >= 2)

@@ -28,6 +28,16 @@ def free_port() -> int:
         return port
 
 
+async def _accepts(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
+
+
 async def test_the_service_starts_serves_and_stops(
     tmp_path: Path, serving: KeyPair, client_ssl: ssl.SSLContext
 ) -> None:
@@ -55,7 +65,9 @@ async def test_the_service_starts_serves_and_stops(
             while True:
                 try:
                     async with session.get(f"{health}/readyz") as response:
-                        if response.status == 200:
+                        # Ready speaks for the carbon data and the inventory; the HTTPS site
+                        # opens a moment later, so wait for both.
+                        if response.status == 200 and await _accepts(settings.port):
                             break
                 except aiohttp.ClientConnectionError:
                     pass
@@ -86,7 +98,8 @@ def test_bad_settings_exit_with_code_2_naming_the_variable(
 
     assert exited.value.code == 2
     assert (
-        "STELLAR_CARBON_WEBHOOK_PORT: expected an integer, got 'https'" in capsys.readouterr().err
+        "STELLAR_CARBON_WEBHOOK_PORT: expected a port 1-65535, got 'https'"
+        in capsys.readouterr().err
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -228,7 +227,7 @@ async def test_new_configured_names_get_a_new_certificate(fake: FakeKube, api: A
     clock = MovableClock()
     manager, _ = replica(api, clock)
     first = await manager.ensure()
-    wider = dataclasses.replace(SETTINGS, extra_dns_names=("localhost",))
+    wider = SETTINGS.model_copy(update={"extra_dns_names": ("localhost",)})
     other, _ = replica(api, clock, settings=wider)
 
     renewed = await other.ensure()
@@ -263,7 +262,7 @@ async def test_the_background_check_picks_up_a_pair_another_replica_stored(
     watcher.start()
     try:
         other, _ = replica(
-            api, clock, settings=dataclasses.replace(SETTINGS, extra_dns_names=("localhost",))
+            api, clock, settings=SETTINGS.model_copy(update={"extra_dns_names": ("localhost",)})
         )
         renewed = await other.ensure()
         async with asyncio.timeout(5):

@@ -116,6 +116,22 @@ async def test_many_regions_in_one_refresh_cost_one_request(
     assert fake_custom_api.requests["current"] == 1
 
 
+async def test_a_caller_giving_up_does_not_cancel_the_shared_fetch_for_the_others(
+    provider: CustomHttpProvider, fake_custom_api: FakeCustomApi
+) -> None:
+    fake_custom_api.set_mode(Mode.SLOW, "current")
+    leaving = asyncio.create_task(provider.current(OREGON))
+    staying = asyncio.create_task(provider.current(OREGON))
+    await asyncio.sleep(0.05)  # both are waiting on the one fetch
+
+    leaving.cancel()
+    fake_custom_api.release()
+
+    assert (await staying).g_per_kwh == 118.0
+    assert leaving.cancelled()
+    assert fake_custom_api.requests["current"] == 1
+
+
 async def test_the_document_is_fetched_again_once_its_cache_time_has_passed(
     fake_custom_api: FakeCustomApi,
     closing: Closing,
