@@ -15,8 +15,9 @@ The file is YAML or JSON: a list of entries (or a mapping whose ``regions`` key 
 
 Fields: ``region`` and ``zone`` are required; ``cloud`` (aws, gcp, azure, onprem), ``location``,
 ``latitude``/``longitude``, ``pue`` (>= 1), ``annualGramsPerKwh`` (gCO2eq/kWh), ``annualYear``,
-``watttimeRegion`` and ``aliases`` are optional. Anything invalid raises ``CatalogError`` naming the
-file, the entry and the field.
+``watttimeRegion`` and ``aliases`` are optional; ``null`` is the same as leaving a field out, and
+unknown fields are refused. Each entry is read by a pydantic model (``_Entry``); anything invalid
+raises ``CatalogError`` naming the file, the entry and the field.
 """
 
 from __future__ import annotations
@@ -28,9 +29,20 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import Annotated, Final
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from shared.core.errors import CatalogError, truncate
 from shared.core.models import Cloud, RegionInfo
@@ -47,20 +59,6 @@ _CLOUD_NAMES: Final[Mapping[str, Cloud]] = {
     "on-prem": Cloud.ONPREM,
     "on-premises": Cloud.ONPREM,
 }
-
-_FIELDS: Final = (
-    "region",
-    "cloud",
-    "zone",
-    "location",
-    "latitude",
-    "longitude",
-    "pue",
-    "annualGramsPerKwh",
-    "annualYear",
-    "watttimeRegion",
-    "aliases",
-)
 
 
 def parse_cloud(name: str) -> Cloud | None:
@@ -171,107 +169,157 @@ def parse_overrides(document: object, source: str) -> tuple[RegionOverride, ...]
 
 def _entry(raw: object, index: int, source: str) -> RegionOverride:
     origin = f"{source}: entry {index}"
-    if not isinstance(raw, Mapping):
+    try:
+        entry = _Entry.model_validate(raw)
+    except ValidationError as e:
+        errors = e.errors(include_url=False)
+    else:
+        origin = f"{origin} (region {entry.region!r})"
+        return RegionOverride(
+            origin=origin,
+            index=index,
+            region=entry.region,
+            zone=entry.zone,
+            cloud=entry.cloud,
+            location=entry.location,
+            latitude=entry.latitude,
+            longitude=entry.longitude,
+            pue=entry.pue,
+            annual_g_per_kwh=entry.annual_grams_per_kwh,
+            annual_year=None if entry.annual_year is None else int(entry.annual_year),
+            watttime_region=entry.watttime_region,
+            aliases=None if entry.aliases is None else tuple(entry.aliases),
+        )
+    # Raised outside the handler, one failure per message: the region's own first, then unknown
+    # fields (a misspelt key explains a "required" one), then the fields in the order they are read.
+    first = min(errors, key=_rank)
+    if first["type"] == "model_type":
         raise CatalogError(
             f"{origin}: must be a mapping with 'region' and 'zone', got {_kind(raw)}"
         )
-    fields = _Fields(raw, origin)
-    region = fields.required_text("region")
-    fields.origin = f"{origin} (region {region!r})"
-    fields.reject_unknown()
-    zone = fields.required_text("zone")
-    cloud_name = fields.text("cloud")
-    cloud = None
-    if cloud_name is not None:
-        cloud = parse_cloud(cloud_name)
-        if cloud is None:
-            fields.fail("cloud", f"unknown cloud {cloud_name!r}; use aws, gcp, azure or onprem")
-    latitude = fields.number("latitude", minimum=-90.0, maximum=90.0)
-    longitude = fields.number("longitude", minimum=-180.0, maximum=180.0)
-    if (latitude is None) != (longitude is None):
-        fields.fail(
-            "latitude" if latitude is None else "longitude", "give latitude and longitude together"
+    if isinstance(raw, Mapping) and not any(error["loc"][:1] == ("region",) for error in errors):
+        origin = f"{origin} (region {str(raw['region']).strip()!r})"
+    field = str((first.get("ctx") or {}).get("field") or first["loc"][0])
+    raise CatalogError(f"{origin}: field {field!r}: {_problem(first)}")
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "text_type", "must be a string, got {kind}", {"kind": _kind(value)}
         )
-    year = fields.number("annualYear", minimum=1900.0, maximum=9999.0, integer=True)
-    return RegionOverride(
-        origin=fields.origin,
-        index=index,
-        region=region,
-        zone=zone,
-        cloud=cloud,
-        location=fields.text("location", allow_empty=True),
-        latitude=latitude,
-        longitude=longitude,
-        pue=fields.number("pue", minimum=1.0),
-        annual_g_per_kwh=fields.number("annualGramsPerKwh", minimum=0.0),
-        annual_year=int(year) if year is not None else None,
-        watttime_region=fields.text("watttimeRegion"),
-        aliases=fields.aliases(),
-    )
+    text = value.strip()
+    if not text:
+        raise PydanticCustomError("text_empty", "must not be empty")
+    return text
 
 
-class _Fields:
-    """Typed access to one raw entry; every failure names the entry and the field."""
+def _cloud(value: object) -> Cloud:
+    name = _text(value)
+    cloud = parse_cloud(name)
+    if cloud is None:
+        raise PydanticCustomError(
+            "cloud", "unknown cloud {name}; use aws, gcp, azure or onprem", {"name": repr(name)}
+        )
+    return cloud
 
-    def __init__(self, raw: Mapping[object, object], origin: str) -> None:
-        self._raw = raw
-        self.origin = origin
 
-    def fail(self, field: str, problem: str) -> NoReturn:
-        raise CatalogError(f"{self.origin}: field {field!r}: {problem}")
+def _within(low: float, high: float = math.inf) -> AfterValidator:
+    bounds = f">= {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
 
-    def reject_unknown(self) -> None:
-        for key in self._raw:
-            if key not in _FIELDS:
-                hint = difflib.get_close_matches(str(key), _FIELDS, n=1)
-                suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-                self.fail(str(key), f"unknown field{suggestion}")
-
-    def required_text(self, field: str) -> str:
-        value = self.text(field)
-        if value is None:
-            self.fail(field, "is required")
-        return value
-
-    def text(self, field: str, *, allow_empty: bool = False) -> str | None:
-        value = self._raw.get(field)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self.fail(field, f"must be a string, got {_kind(value)}")
-        value = value.strip()
-        if not value and not allow_empty:
-            self.fail(field, "must not be empty")
-        return value
-
-    def number(
-        self, field: str, *, minimum: float, maximum: float = math.inf, integer: bool = False
-    ) -> float | None:
-        value = self._raw.get(field)
-        if value is None:
-            return None
-        # bool is an int to Python, but "pue: true" is a mistake, not 1.0.
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(field, f"must be a number, got {_kind(value)}")
-        number = float(value)
-        if not math.isfinite(number):
-            self.fail(field, "must be a finite number")
-        if integer and not number.is_integer():
-            self.fail(field, f"must be a whole number, got {value}")
-        if not minimum <= number <= maximum:
-            bounds = (
-                f">= {minimum:g}" if maximum == math.inf else f"between {minimum:g} and {maximum:g}"
+    def check(number: float) -> float:
+        if not low <= number <= high:
+            raise PydanticCustomError(
+                "range", "must be {bounds}, got {value}", _shown(bounds, number)
             )
-            self.fail(field, f"must be {bounds}, got {value}")
         return number
 
-    def aliases(self) -> tuple[str, ...] | None:
-        value = self._raw.get("aliases")
-        if value is None:
-            return None
-        if not isinstance(value, list) or not all(isinstance(a, str) and a.strip() for a in value):
-            self.fail("aliases", "must be a list of non-empty strings")
-        return tuple(str(a).strip() for a in value)
+    return AfterValidator(check)
+
+
+def _shown(bounds: str, number: float) -> dict[str, str]:
+    # As written in the file: 0.9, 91, not 91.0.
+    value = int(number) if number.is_integer() else number
+    return {"bounds": bounds, "value": str(value)}
+
+
+def _non_empty(text: str) -> str:
+    if not text.strip():
+        raise PydanticCustomError("text_empty", "must not be empty")
+    return text.strip()
+
+
+def _whole(number: float) -> float:
+    if not number.is_integer():
+        raise PydanticCustomError("whole", "must be a whole number, got {value}", {"value": number})
+    return number
+
+
+_Text = Annotated[str, PlainValidator(_text)]
+
+_Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+class _Entry(BaseModel):
+    """One entry of an override file as written; ``null`` is the same as leaving a field out."""
+
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", strict=True, frozen=True)
+
+    region: _Text
+    zone: _Text
+    cloud: Annotated[Cloud, PlainValidator(_cloud)] | None = None
+    latitude: Annotated[_Number, _within(-90.0, 90.0)] | None = None
+    longitude: Annotated[_Number, _within(-180.0, 180.0)] | None = None
+    annual_year: Annotated[_Number, AfterValidator(_whole), _within(1900.0, 9999.0)] | None = None
+    location: Annotated[str, Field(strict=True), AfterValidator(str.strip)] | None = None
+    pue: Annotated[_Number, _within(1.0)] | None = None
+    annual_grams_per_kwh: Annotated[_Number, _within(0.0)] | None = None
+    watttime_region: _Text | None = None
+    aliases: list[Annotated[str, Field(strict=True), AfterValidator(_non_empty)]] | None = None
+
+    @model_validator(mode="after")
+    def _coordinates_together(self) -> _Entry:
+        if (self.latitude is None) != (self.longitude is None):
+            missing = "latitude" if self.latitude is None else "longitude"
+            raise PydanticCustomError(
+                "coordinates", "give latitude and longitude together", {"field": missing}
+            )
+        return self
+
+
+_FIELDS: Final = tuple(info.alias or name for name, info in _Entry.model_fields.items())
+
+
+def _rank(error: ErrorDetails) -> tuple[int, int]:
+    loc = error["loc"]
+    if error["type"] == "model_type":
+        return (0, 0)
+    if not loc:
+        return (4, 0)
+    if error["type"] in ("extra_forbidden", "invalid_key"):
+        return (2, 0)
+    name = str(loc[0])
+    return (1, 0) if name == "region" else (3, _FIELDS.index(name) if name in _FIELDS else 0)
+
+
+def _problem(error: ErrorDetails) -> str:
+    if not error["loc"]:
+        return error["msg"]
+    kind, value, field = error["type"], error["input"], str(error["loc"][0])
+    if kind in ("extra_forbidden", "invalid_key"):
+        hint = difflib.get_close_matches(field, _FIELDS, n=1)
+        return "unknown field" + (f"; did you mean {hint[0]!r}?" if hint else "")
+    if field == "aliases":
+        return "must be a list of non-empty strings"
+    if kind == "missing" or value is None:
+        return "is required"
+    if kind in ("float_type", "float_parsing"):
+        return f"must be a number, got {_kind(value)}"
+    if kind == "string_type":
+        return f"must be a string, got {_kind(value)}"
+    if kind == "finite_number":
+        return "must be a finite number"
+    return error["msg"]
 
 
 def _kind(value: object) -> str:

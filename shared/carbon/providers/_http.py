@@ -1,9 +1,8 @@
 """HTTP plumbing shared by the HTTP carbon providers.
 
 One ``ProviderHttp`` per provider owns (or borrows) an aiohttp session, applies a per-request
-timeout, and turns transport failures and status codes into the ``shared.core.errors`` tree. The
-payload helpers below turn loosely typed JSON into checked Python values; they raise
-``PayloadError``, which each provider reports as ``BadResponse``.
+timeout, and turns transport failures and status codes into the ``shared.core.errors`` tree. What
+the decoded documents must contain is ``_payload``'s concern.
 
 Credentials never leave this module in readable form: every upstream body or transport message
 that ends up in an error is scrubbed of the provider's secrets and truncated.
@@ -14,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -47,10 +45,6 @@ StatusHook = Callable[[int, str], ProviderError | None]
 
 None falls through to the generic mapping in ``ProviderHttp``.
 """
-
-
-class PayloadError(ValueError):
-    """The upstream document does not have the shape or values we need."""
 
 
 class ProviderHttp:
@@ -194,82 +188,6 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-# ---------------------------------------------------------------------------- payload helpers
-
-
-def as_mapping(value: object, what: str) -> Mapping[str, object]:
-    if not isinstance(value, dict):
-        raise PayloadError(f"{what} should be an object, got {_kind(value)}")
-    return value
-
-
-def as_list(value: object, what: str) -> list[object]:
-    if not isinstance(value, list):
-        raise PayloadError(f"{what} should be a list, got {_kind(value)}")
-    return value
-
-
-def as_str(value: object, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise PayloadError(f"{what} should be a non-empty string, got {_kind(value)}")
-    return value
-
-
-def as_number(value: object, what: str) -> float:
-    """A finite JSON number. ``null`` is refused: unknown is never the same as 0."""
-    if value is None:
-        raise PayloadError(f"{what} is null (unknown)")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PayloadError(f"{what} should be a number, got {_kind(value)}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise PayloadError(f"{what} is not finite")
-    return number
-
-
-def as_intensity(value: object, what: str) -> float:
-    """A carbon intensity in gCO2eq/kWh: a finite number, zero or more."""
-    number = as_number(value, what)
-    if number < 0:
-        raise PayloadError(f"{what} is negative ({number:g})")
-    return number
-
-
-def as_percentage(value: object, what: str) -> float:
-    number = as_number(value, what)
-    if not 0 <= number <= 100:
-        raise PayloadError(f"{what} should be within 0 to 100, got {number:g}")
-    return number
-
-
-def as_bool(value: object, what: str, default: bool = False) -> bool:
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise PayloadError(f"{what} should be true or false, got {_kind(value)}")
-    return value
-
-
-_ISO_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def parse_datetime(value: object, what: str) -> datetime:
-    """An ISO 8601 timestamp (``Z``, offsets, any fraction of a second) as an aware UTC datetime.
-
-    A timestamp without an offset is read as UTC, which is what every provider here means by it.
-    """
-    text = as_str(value, what)
-    if _ISO_DATE_ONLY.match(text):
-        raise PayloadError(f"{what} should be a date and time, got a date: {text!r}")
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError as e:
-        raise PayloadError(f"{what} is not an ISO 8601 time: {truncate(text, 60)!r}") from e
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
 def spacing(times: Iterable[datetime]) -> timedelta | None:
     """Time between the first two points, when there are two and they are strictly increasing."""
     first_two = []
@@ -279,19 +197,3 @@ def spacing(times: Iterable[datetime]) -> timedelta | None:
             step = first_two[1] - first_two[0]
             return step if step > timedelta(0) else None
     return None
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string" if value else "an empty string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__

@@ -11,20 +11,13 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
+from pydantic import TypeAdapter
 
-from shared.carbon.providers._http import (
-    DEFAULT_TIMEOUT,
-    PayloadError,
-    ProviderHttp,
-    as_list,
-    as_mapping,
-    as_number,
-    parse_datetime,
-    spacing,
-)
+from shared.carbon.providers._http import DEFAULT_TIMEOUT, ProviderHttp, spacing
+from shared.carbon.providers._payload import IsoTime, Payload, PayloadError, parse_payload
 from shared.core.clock import Clock, rfc3339, utcnow
 from shared.core.errors import (
     BadResponse,
@@ -45,6 +38,32 @@ Electricity Maps zone (``US-MIDA-PJM``) or the WattTime region (``PJM_DC``)."""
 DEFAULT_LOOKBACK = timedelta(hours=2)
 """How far back ``current()`` asks for observations. Long enough to contain the last hourly
 point even when the upstream publishes late, short enough to keep the answer small."""
+
+
+class _Emission(Payload):
+    """One item of ``GET /emissions/bylocations``."""
+
+    time: IsoTime
+    rating: float | None = None
+
+
+class _ForecastPoint(Payload):
+    timestamp: IsoTime
+    value: float | None = None
+    duration: float | None = None
+    """Minutes; absent, null, zero or negative means the spacing of the points."""
+
+
+class _Forecast(Payload):
+    """One item of ``GET /emissions/forecasts/current``: one per requested location."""
+
+    location: Any = None
+    forecast_data: list[_ForecastPoint]
+    generated_at: IsoTime | None = None
+
+
+_EMISSIONS = TypeAdapter(list[_Emission])
+_FORECASTS = TypeAdapter(list[_Forecast])
 
 
 class CarbonAwareSdkProvider:
@@ -158,12 +177,10 @@ class CarbonAwareSdkProvider:
 
 def _newest_rating(body: object) -> tuple[datetime, float]:
     newest: tuple[datetime, float] | None = None
-    for i, item in enumerate(as_list(body, "emissions")):
-        entry = as_mapping(item, f"emissions[{i}]")
-        at = parse_datetime(entry.get("time"), f"emissions[{i}].time")
-        rating = _rating(entry.get("rating"), f"emissions[{i}].rating")
-        if rating is not None and (newest is None or at > newest[0]):
-            newest = (at, rating)
+    for entry in parse_payload(_EMISSIONS, body, "emissions"):
+        rating = _known(entry.rating)
+        if rating is not None and (newest is None or entry.time > newest[0]):
+            newest = (entry.time, rating)
     if newest is None:
         raise PayloadError("no observation with a known rating")
     return newest
@@ -172,38 +189,25 @@ def _newest_rating(body: object) -> tuple[datetime, float]:
 def _forecast(
     body: object, location: str, fetched_at: datetime
 ) -> tuple[datetime, list[ForecastPoint]]:
-    forecasts = [
-        as_mapping(item, f"forecasts[{i}]") for i, item in enumerate(as_list(body, "forecasts"))
-    ]
+    forecasts = parse_payload(_FORECASTS, body, "forecasts")
     if not forecasts:
         raise PayloadError("empty list of forecasts")
     # One forecast per requested location; prefer the one that names ours.
-    chosen = next((f for f in forecasts if f.get("location") == location), forecasts[0])
-    raw = as_list(chosen.get("forecastData"), "forecastData")
-    entries = [as_mapping(item, f"forecastData[{i}]") for i, item in enumerate(raw)]
-    times = [
-        parse_datetime(e.get("timestamp"), f"forecastData[{i}].timestamp")
-        for i, e in enumerate(entries)
-    ]
-    step = spacing(sorted(times)) or timedelta(hours=1)
+    chosen = next((f for f in forecasts if f.location == location), forecasts[0])
+    step = spacing(sorted(e.timestamp for e in chosen.forecast_data)) or timedelta(hours=1)
     points: list[ForecastPoint] = []
-    for i, (entry, at) in enumerate(zip(entries, times, strict=True)):
-        value = _rating(entry.get("value"), f"forecastData[{i}].value")
+    for entry in chosen.forecast_data:
+        value = _known(entry.value)
         if value is None:
             continue
-        minutes = entry.get("duration")
         duration = step
-        if minutes is not None:
-            span = as_number(minutes, f"forecastData[{i}].duration")
-            if span > 0:
-                duration = timedelta(minutes=span)
-        points.append(ForecastPoint(starts_at=at, g_per_kwh=value, duration=duration))
+        if entry.duration is not None and entry.duration > 0:
+            duration = timedelta(minutes=entry.duration)
+        points.append(ForecastPoint(starts_at=entry.timestamp, g_per_kwh=value, duration=duration))
     if not points:
         raise PayloadError("no forecast point with a known value")
     points.sort(key=lambda p: p.starts_at)
-    generated = chosen.get("generatedAt")
-    generated_at = fetched_at if generated is None else parse_datetime(generated, "generatedAt")
-    return generated_at, points
+    return chosen.generated_at or fetched_at, points
 
 
 def _problem(body: str) -> str:
@@ -218,14 +222,11 @@ def _problem(body: str) -> str:
     return truncate(": ".join(parts) or body, 120)
 
 
-def _rating(value: object, what: str) -> float | None:
+def _known(rating: float | None) -> float | None:
     """A rating in gCO2eq/kWh, or None when unknown.
 
     The SDK encodes a missing upstream value as a negative rating (Electricity Maps nulls become
     -1), so null and negative both mean "unknown here": the point is skipped, never read as 0.
-    Anything that is not a number at all is a malformed answer.
+    Anything that is not a number at all is a malformed answer, refused by the models.
     """
-    if value is None:
-        return None
-    number = as_number(value, what)
-    return None if number < 0 else number
+    return None if rating is None or rating < 0 else rating

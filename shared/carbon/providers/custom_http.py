@@ -20,25 +20,24 @@ costs one request.
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Awaitable, Callable, Container, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 import aiohttp
+from pydantic import TypeAdapter
 
-from shared.carbon.providers._http import (
-    DEFAULT_TIMEOUT,
+from shared.carbon.providers._http import DEFAULT_TIMEOUT, ProviderHttp, spacing
+from shared.carbon.providers._payload import (
+    GramsPerKwh,
+    Name,
+    OptionalRfc3339Time,
+    Payload,
     PayloadError,
-    ProviderHttp,
-    as_intensity,
-    as_list,
-    as_mapping,
-    as_percentage,
-    as_str,
-    parse_datetime,
-    spacing,
+    Percentage,
+    Rfc3339Time,
+    parse_payload,
 )
 from shared.core.clock import Clock, utcnow
 from shared.core.errors import (
@@ -62,10 +61,38 @@ _ERROR_TTL = timedelta(seconds=5)
 """How long a failed fetch is remembered: long enough to spare the API N identical failures in
 one cycle, short enough not to defeat the caller's own retry."""
 
-# RFC 3339 date-time with a mandatory offset; the same pattern is in the JSON Schema.
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-
 T = TypeVar("T")
+
+
+class _CurrentRegion(Payload):
+    region: Name
+    carbon_intensity: GramsPerKwh | None
+    """Required, but null: unknown right now, refused when asked for, never read as 0."""
+    timestamp: OptionalRfc3339Time = None
+    renewable_percentage: Percentage | None = None
+
+
+class _CurrentDocument(Payload):
+    regions: list[_CurrentRegion]
+
+
+class _Point(Payload):
+    timestamp: Rfc3339Time
+    carbon_intensity: GramsPerKwh | None
+
+
+class _ForecastRegion(Payload):
+    region: Name
+    forecast: list[_Point]
+
+
+class _ForecastDocument(Payload):
+    generated_at: OptionalRfc3339Time = None
+    regions: list[_ForecastRegion]
+
+
+_CURRENT = TypeAdapter(_CurrentDocument)
+_FORECAST = TypeAdapter(_ForecastDocument)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,79 +274,41 @@ def _find(doc: Mapping[str, T], region: RegionInfo) -> tuple[str, T | None]:
     return region.region, None
 
 
-def _timestamp(value: object, what: str) -> datetime:
-    text = as_str(value, what)
-    if not _RFC3339.match(text):
-        raise PayloadError(f"{what} should be an RFC 3339 date-time with offset, got {text!r}")
-    return parse_datetime(text, what)
-
-
-def _known(value: object, what: str) -> float | None:
-    """An intensity that may be null ("unknown right now"); never turns null into 0."""
-    return None if value is None else as_intensity(value, what)
-
-
-def _regions(body: object) -> list[Mapping[str, object]]:
-    doc = as_mapping(body, "document")
-    items = as_list(doc.get("regions"), "regions")
-    return [as_mapping(item, f"regions[{i}]") for i, item in enumerate(items)]
-
-
-def _region_name(entry: Mapping[str, object], i: int, seen: Container[str]) -> str:
-    name = as_str(entry.get("region"), f"regions[{i}].region")
-    if name in seen:
-        raise PayloadError(f"region {name!r} appears twice")
-    return name
+def _unique(names: Iterable[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise PayloadError(f"region {name!r} appears twice")
+        seen.add(name)
 
 
 def _parse_current_document(body: object) -> dict[str, _Reading]:
     """The current document, region by region; ``PayloadError`` when it breaks the schema."""
-    readings: dict[str, _Reading] = {}
-    for i, entry in enumerate(_regions(body)):
-        name = _region_name(entry, i, readings)
-        if "carbonIntensity" not in entry:
-            raise PayloadError(f"regions[{i}].carbonIntensity is missing")
-        stamp = entry.get("timestamp")
-        renewable = entry.get("renewablePercentage")
-        observed_at = _timestamp(stamp, f"regions[{i}].timestamp") if "timestamp" in entry else None
-        readings[name] = _Reading(
-            g_per_kwh=_known(entry["carbonIntensity"], f"regions[{i}].carbonIntensity"),
-            observed_at=observed_at,
-            renewable_pct=None
-            if renewable is None
-            else as_percentage(renewable, f"regions[{i}].renewablePercentage"),
+    doc = parse_payload(_CURRENT, body, "document")
+    _unique(entry.region for entry in doc.regions)
+    return {
+        entry.region: _Reading(
+            g_per_kwh=entry.carbon_intensity,
+            observed_at=entry.timestamp,
+            renewable_pct=entry.renewable_percentage,
         )
-    return readings
+        for entry in doc.regions
+    }
 
 
 def _parse_forecast_document(
     body: object,
 ) -> tuple[datetime | None, dict[str, tuple[ForecastPoint, ...]]]:
     """The forecast document: its generation time and each region's points, sorted by time."""
-    doc = as_mapping(body, "document")
-    generated_at = (
-        None if "generatedAt" not in doc else _timestamp(doc["generatedAt"], "generatedAt")
-    )
+    doc = parse_payload(_FORECAST, body, "document")
+    _unique(entry.region for entry in doc.regions)
     per_region: dict[str, tuple[ForecastPoint, ...]] = {}
-    for i, entry in enumerate(_regions(body)):
-        name = _region_name(entry, i, per_region)
-        raw = as_list(entry.get("forecast"), f"regions[{i}].forecast")
-        timed: list[tuple[datetime, float | None]] = []
-        for j, item in enumerate(raw):
-            point = as_mapping(item, f"regions[{i}].forecast[{j}]")
-            if "carbonIntensity" not in point:
-                raise PayloadError(f"regions[{i}].forecast[{j}].carbonIntensity is missing")
-            timed.append(
-                (
-                    _timestamp(point.get("timestamp"), f"regions[{i}].forecast[{j}].timestamp"),
-                    _known(point["carbonIntensity"], f"regions[{i}].forecast[{j}].carbonIntensity"),
-                )
-            )
-        timed.sort(key=lambda t: t[0])
-        step = spacing(at for at, _ in timed) or timedelta(hours=1)
-        per_region[name] = tuple(
-            ForecastPoint(starts_at=at, g_per_kwh=value, duration=step)
-            for at, value in timed
-            if value is not None
+    for entry in doc.regions:
+        timed = sorted(entry.forecast, key=lambda p: p.timestamp)
+        step = spacing(p.timestamp for p in timed) or timedelta(hours=1)
+        per_region[entry.region] = tuple(
+            ForecastPoint(starts_at=p.timestamp, g_per_kwh=p.carbon_intensity, duration=step)
+            for p in timed
+            if p.carbon_intensity is not None
         )
-    return generated_at, per_region
+    return doc.generated_at, per_region

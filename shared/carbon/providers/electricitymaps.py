@@ -10,20 +10,19 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
 import aiohttp
+from pydantic import Field, TypeAdapter
 
-from shared.carbon.providers._http import (
-    DEFAULT_TIMEOUT,
+from shared.carbon.providers._http import DEFAULT_TIMEOUT, ProviderHttp, spacing
+from shared.carbon.providers._payload import (
+    GramsPerKwh,
+    IsoTime,
+    Payload,
     PayloadError,
-    ProviderHttp,
-    as_bool,
-    as_intensity,
-    as_list,
-    as_mapping,
-    as_percentage,
-    parse_datetime,
-    spacing,
+    Percentage,
+    parse_payload,
 )
 from shared.core.clock import Clock, utcnow
 from shared.core.errors import BadResponse, NoForecast, ProviderError, UnknownZone, truncate
@@ -50,6 +49,39 @@ _ROUTE_UNAVAILABLE = re.compile(
     r"|not\s+available\s+(for|on|in|with)\s+(your|this|the)\s+(token|plan|subscription|tier)",
     re.IGNORECASE,
 )
+
+
+class _Latest(Payload):
+    """``GET /carbon-intensity/latest``."""
+
+    carbon_intensity: GramsPerKwh
+    datetime: IsoTime
+    is_estimated: bool | None = None
+
+
+class _PowerBreakdown(Payload):
+    """``GET /power-breakdown/latest``: only the renewable share is read."""
+
+    renewable_percentage: Percentage | None = None
+
+
+class _ForecastPoint(Payload):
+    at: IsoTime = Field(alias="datetime")
+    carbon_intensity: GramsPerKwh | None = None
+    """None is a gap in the forecast, not a value: the point is dropped, never read as 0."""
+
+
+class _Forecast(Payload):
+    """``GET /carbon-intensity/forecast``."""
+
+    forecast: list[_ForecastPoint]
+    temporal_granularity: Any = None
+    updated_at: IsoTime | None = None
+
+
+_LATEST = TypeAdapter(_Latest)
+_POWER_BREAKDOWN = TypeAdapter(_PowerBreakdown)
+_FORECAST = TypeAdapter(_Forecast)
 
 
 class ElectricityMapsProvider:
@@ -96,12 +128,10 @@ class ElectricityMapsProvider:
         )
         fetched_at = self._clock()
         try:
-            doc = as_mapping(body, "latest carbon intensity")
-            g_per_kwh = as_intensity(doc.get("carbonIntensity"), "carbonIntensity")
-            observed_at = parse_datetime(doc.get("datetime"), "datetime")
-            estimated = as_bool(doc.get("isEstimated"), "isEstimated")
+            latest = parse_payload(_LATEST, body, "latest carbon intensity")
         except PayloadError as e:
             raise BadResponse(self.name, f"latest intensity for {zone}: {e}") from e
+        g_per_kwh, observed_at = latest.carbon_intensity, latest.datetime
         renewable_pct = await self._renewable_pct(zone)
         logger.debug("%s: %s = %g g/kWh at %s", self.name, zone, g_per_kwh, observed_at)
         return Intensity(
@@ -109,7 +139,7 @@ class ElectricityMapsProvider:
             g_per_kwh=g_per_kwh,
             observed_at=observed_at,
             provenance=Provenance(provider=self.name, fetched_at=fetched_at),
-            estimated=estimated,
+            estimated=bool(latest.is_estimated),
             renewable_pct=renewable_pct,
         )
 
@@ -123,8 +153,7 @@ class ElectricityMapsProvider:
                 headers=self._headers(),
                 on_status=self._read_error,
             )
-            value = as_mapping(body, "power breakdown").get("renewablePercentage")
-            return None if value is None else as_percentage(value, "renewablePercentage")
+            return parse_payload(_POWER_BREAKDOWN, body, "power breakdown").renewable_percentage
         except (ProviderError, PayloadError) as e:
             logger.warning("%s: no renewable share for %s: %s", self.name, zone, e)
             return None
@@ -182,34 +211,21 @@ class ElectricityMapsProvider:
 
 
 def _forecast_points(body: object, fetched_at: datetime) -> tuple[datetime, list[ForecastPoint]]:
-    doc = as_mapping(body, "forecast")
-    raw = as_list(doc.get("forecast"), "forecast")
-    times: list[datetime] = []
-    values: list[float | None] = []
-    for i, item in enumerate(raw):
-        entry = as_mapping(item, f"forecast[{i}]")
-        times.append(parse_datetime(entry.get("datetime"), f"forecast[{i}].datetime"))
-        value = entry.get("carbonIntensity")
-        # A null point is a gap in the forecast, not a value: drop it, never read it as 0.
-        values.append(
-            None if value is None else as_intensity(value, f"forecast[{i}].carbonIntensity")
-        )
-    step = spacing(sorted(times)) or _GRANULARITY.get(
-        str(doc.get("temporalGranularity")), timedelta(hours=1)
+    doc = parse_payload(_FORECAST, body, "forecast")
+    step = spacing(sorted(p.at for p in doc.forecast)) or _GRANULARITY.get(
+        str(doc.temporal_granularity), timedelta(hours=1)
     )
     points = sorted(
         (
-            ForecastPoint(starts_at=at, g_per_kwh=value, duration=step)
-            for at, value in zip(times, values, strict=True)
-            if value is not None
+            ForecastPoint(starts_at=p.at, g_per_kwh=p.carbon_intensity, duration=step)
+            for p in doc.forecast
+            if p.carbon_intensity is not None
         ),
         key=lambda p: p.starts_at,
     )
     if not points:
         raise PayloadError("no forecast point has a carbonIntensity")
-    updated = doc.get("updatedAt")
-    generated_at = fetched_at if updated is None else parse_datetime(updated, "updatedAt")
-    return generated_at, points
+    return doc.updated_at or fetched_at, points
 
 
 def _short(body: str) -> str:

@@ -4,25 +4,35 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from pydantic import TypeAdapter
 
-from shared.carbon.providers._http import (
+from shared.carbon.providers._http import ProviderHttp, parse_retry_after, spacing
+from shared.carbon.providers._payload import (
+    GramsPerKwh,
+    IsoTime,
+    Payload,
     PayloadError,
-    ProviderHttp,
-    as_intensity,
-    as_percentage,
-    parse_datetime,
-    parse_retry_after,
-    spacing,
+    Percentage,
+    parse_payload,
 )
 from shared.core.errors import BadResponse, ProviderUnavailable
 from shared.core.secret import Secret
 from tests.unit.carbon.providers.closing import Closing
 
 NOW = datetime(2026, 11, 26, 12, 20, tzinfo=UTC)
+
+
+def read(kind: Any, value: object) -> object:
+    return parse_payload(TypeAdapter(kind), value, "t")
+
+
+class Reading(Payload):
+    carbon_intensity: GramsPerKwh
 
 
 @pytest.mark.parametrize(
@@ -58,32 +68,45 @@ def test_retry_after_is_read_as_seconds_or_http_date(
     ],
 )
 def test_timestamps_in_any_iso_8601_spelling_are_the_same_utc_instant(text: str) -> None:
-    parsed = parse_datetime(text, "t")
+    parsed = read(IsoTime, text)
 
     assert parsed == datetime(2026, 11, 26, 12, tzinfo=UTC)
+    assert isinstance(parsed, datetime)
     assert parsed.tzinfo is UTC
 
 
 @pytest.mark.parametrize("value", ["2026-11-26", "yesterday", "", None, 1764158400])
 def test_anything_but_an_iso_8601_date_time_is_refused(value: object) -> None:
     with pytest.raises(PayloadError):
-        parse_datetime(value, "t")
+        read(IsoTime, value)
 
 
 @pytest.mark.parametrize("value", [None, -0.5, math.nan, math.inf, "12", True, [1]])
 def test_an_intensity_must_be_a_known_finite_non_negative_number(value: object) -> None:
     with pytest.raises(PayloadError):
-        as_intensity(value, "carbonIntensity")
+        read(GramsPerKwh, value)
 
 
 def test_zero_is_a_valid_intensity() -> None:
-    assert as_intensity(0, "carbonIntensity") == 0.0
+    assert read(GramsPerKwh, 0) == 0.0
 
 
 @pytest.mark.parametrize("value", [-1, 100.5, None])
 def test_a_percentage_stays_within_0_and_100(value: object) -> None:
     with pytest.raises(PayloadError):
-        as_percentage(value, "renewablePercentage")
+        read(Percentage, value)
+
+
+def test_a_refused_document_names_the_field_path_and_quotes_the_start_of_the_body() -> None:
+    body = {"readings": [{"carbonIntensity": 1}, {"carbonIntensity": -5, "note": "x" * 300}]}
+
+    with pytest.raises(PayloadError) as caught:
+        read(dict[str, list[Reading]], body)
+
+    message = str(caught.value)
+    assert message.startswith("readings[1].carbonIntensity: is negative (-5); body: {")
+    assert message.endswith("…")
+    assert len(message) < 200
 
 
 def test_spacing_is_the_step_between_the_first_two_points() -> None:
