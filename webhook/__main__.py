@@ -2,8 +2,9 @@
 
 Startup order: settings (logged once), the health site (so liveness answers while the rest
 starts; readiness stays false), the serving certificate (fail fast when it is missing), the node
-inventory, the first carbon refresh, then the HTTPS site. Shutdown stops accepting, lets in-flight
-reviews finish, then stops the background tasks.
+inventory, the first carbon refresh, the StatefulSet, namespace and pod watches (on a cluster),
+then the HTTPS site. Shutdown stops accepting, lets in-flight reviews finish, then stops the
+background tasks.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import os
 import signal
 import ssl
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from kubernetes_asyncio.client import ApiClient
 
 from shared.cluster.demo import StaticInventory, demo_inventory
 from shared.cluster.inventory import RunningInventory
-from shared.cluster.kube import KubeApiError, load_api_client
+from shared.cluster.kube import KubeApiError, KubeWorkloads, load_api_client
+from shared.cluster.workloads import EMPTY, Workloads
 from shared.core.backoff import Backoff
 from shared.core.clock import utcnow
 from shared.core.errors import ConfigError
@@ -126,6 +128,11 @@ async def serve(
 
         stack.push_async_callback(inventory.stop)
         await runtime.follow(inventory)
+        workloads = _workloads(settings, api)
+        if workloads is not None:
+            # Not waited for: until listed, read pools get preferred terms only.
+            await workloads.start()
+            stack.push_async_callback(workloads.stop)
 
         app = create_app(
             settings,
@@ -134,6 +141,7 @@ async def serve(
             clock=clock,
             metrics=metrics,
             horizon_hours=carbon.horizon_hours,
+            workloads=_state(workloads),
         )
         await stack.enter_async_context(
             _site(app, settings.bind_address, settings.port, settings, ssl_context=context)
@@ -167,6 +175,20 @@ def _inventory(
         case _:
             assert api is not None
             return runtime.kube_inventory(api)
+
+
+def _workloads(settings: WebhookSettings, api: ApiClient | None) -> KubeWorkloads | None:
+    """StatefulSets, namespaces and bound pods, watched only on a real cluster."""
+    if settings.inventory is not InventorySource.KUBERNETES:
+        return None
+    assert api is not None
+    return KubeWorkloads(api)
+
+
+def _state(workloads: KubeWorkloads | None) -> Callable[[], Workloads]:
+    if workloads is None:
+        return lambda: EMPTY
+    return lambda: workloads.state
 
 
 async def _first_certificate(rotation: SelfManagedCertificates) -> None:

@@ -1,8 +1,14 @@
 """One admission decision, end to end: selection, eligibility, ranking, patch, response.
 
 ``admit`` is what both the HTTPS handler and the preview CLI call. It reads only in-memory data
-(the carbon snapshot and the node inventory, through the callables it is given) and never raises:
-any failure becomes ``allowed: true`` without a patch, so the webhook can never block a pod.
+(the carbon snapshot, the node inventory and the workloads, through the callables it is given) and
+never raises: any failure becomes ``allowed: true`` without a patch, so the webhook can never
+block a pod.
+
+A read-pool pod (hard spread or anti-affinity rules between its pods, ``webhook.pools``) without
+a ``stellar.org/carbon-policy`` annotation gets ``require`` with the smallest greenest region set
+that holds the rest of its pool; when no set can, preferred terms only, a warning and the
+``stellar.org/carbon-constraint`` annotation naming the rules in the way.
 """
 
 from __future__ import annotations
@@ -14,12 +20,14 @@ from datetime import datetime
 
 from shared.carbon.snapshot import CarbonSnapshot
 from shared.cluster.inventory import NodeInfo
+from shared.cluster.workloads import EMPTY, StatefulSetInfo, Workloads
 from shared.core.clock import Clock
 from shared.scoring.ranking import Ranking
-from webhook.decisions import DecisionCache, region_list
+from webhook.decisions import DecisionCache, RegionChoice, region_list
 from webhook.errors import MutationError
 from webhook.mutation import already_decided, mutate
 from webhook.outcomes import ERROR, MUTATED, SkipReason, skipped
+from webhook.pools import CONSTRAINT_ANNOTATION, hard_rules, owning_statefulset, pool_need
 from webhook.review import AdmissionRequest, JsonPatchOp, ResponseReview, allow
 from webhook.selection import should_mutate
 from webhook.settings import Policy
@@ -56,17 +64,21 @@ def admit(
     placement: Placement,
     clock: Clock,
     cache: DecisionCache | None = None,
+    workloads: Callable[[], Workloads] = lambda: EMPTY,
 ) -> Admission:
     """Decide on one validated request. Never raises.
 
     ``cache`` remembers eligibility and rankings between calls (the server keeps one); without
-    it, everything is computed for this request alone, with the same result.
+    it, everything is computed for this request alone, with the same result. ``workloads``
+    gives the StatefulSets, namespaces and bound pods (none by default: a demo or file
+    inventory).
     """
     try:
         return _decide(
             request,
             carbon=carbon,
             nodes=nodes,
+            workloads=workloads,
             placement=placement,
             now=clock(),
             cache=cache if cache is not None else DecisionCache(max_entries=1),
@@ -93,11 +105,22 @@ def _decide(
     *,
     carbon: Callable[[], CarbonSnapshot],
     nodes: Callable[[], Mapping[str, NodeInfo]],
+    workloads: Callable[[], Workloads],
     placement: Placement,
     now: datetime,
     cache: DecisionCache,
 ) -> Admission:
-    decision = should_mutate(request, default_policy=placement.default_policy)
+    state = workloads()
+    statefulset = _owner(request, state)
+    namespace = state.namespaces.get(request.namespace)
+    decision = should_mutate(
+        request,
+        default_policy=placement.default_policy,
+        inherited=(
+            statefulset.carbon_aware if statefulset is not None else None,
+            namespace.carbon_aware if namespace is not None else None,
+        ),
+    )
     warnings = list(decision.warnings)
     if decision.reason is not None:
         return _skipped(request, decision.reason, warnings)
@@ -113,14 +136,48 @@ def _decide(
         )
         return _skipped(request, SkipReason.NO_ELIGIBLE_NODES, warnings)
 
-    choice = cache.choice(
-        carbon(),
-        eligibility,
-        regions_key,
-        now=now,
-        horizon_hours=placement.horizon_hours,
-        low_carbon_fraction=placement.low_carbon_fraction,
+    pool = (
+        hard_rules(pod)
+        if decision.policy is Policy.REQUIRE or not decision.explicit_policy
+        else None
     )
+    policy = decision.policy
+    if pool is not None and not state.synced:
+        # Without the pool's placed pods and replicas, a required set could strand them.
+        warnings.append("read pool state not listed yet; preferred terms only")
+        pool, policy = None, Policy.PREFER
+    extra: dict[str, str] = {}
+    choice: RegionChoice
+    if pool is None:
+        choice = cache.choice(
+            carbon(),
+            eligibility,
+            regions_key,
+            now=now,
+            horizon_hours=placement.horizon_hours,
+            low_carbon_fraction=placement.low_carbon_fraction,
+        )
+    else:
+        policy = Policy.REQUIRE
+        need = pool_need(pool, pod, request.namespace, nodes().values(), state, statefulset)
+        choice = cache.pool_choice(
+            carbon(),
+            eligibility,
+            now=now,
+            horizon_hours=placement.horizon_hours,
+            low_carbon_fraction=placement.low_carbon_fraction,
+            holds=need.holds(),
+        )
+        if choice.ranking.scores and not choice.low_carbon:
+            policy = Policy.PREFER
+            blocking = need.blocking(choice.ranking.regions)
+            extra[CONSTRAINT_ANNOTATION] = ",".join(blocking)
+            more = f" +{len(blocking) - 1} more" if len(blocking) > 1 else ""
+            # Preferred terms only; the annotation names every rule, the warning stays one line.
+            warnings.append(
+                f"carbon-policy require: no region set holds {need.wanted} more pool pods"
+                f" under {blocking[0]}{more}"
+            )
     ranking = choice.ranking
     if not ranking.scores:
         warnings.append(
@@ -129,17 +186,17 @@ def _decide(
         return _skipped(request, SkipReason.NO_CARBON_DATA, warnings)
     warnings.extend(choice.warnings)
 
-    if decision.policy is Policy.REQUIRE and not choice.low_carbon:
+    if policy is Policy.REQUIRE and not choice.low_carbon:
         warnings.append("carbon-policy require: no low-carbon region has schedulable nodes")
     patch = mutate(
         pod,
         ranking,
         choice.terms,
-        policy=decision.policy,
+        policy=policy,
         region_key=eligibility.region_key,
         now=now,
         low_carbon=choice.low_carbon,
-        annotations=choice.annotations(cache.decided_at(now)),
+        annotations={**choice.annotations(cache.decided_at(now)), **extra},
     )
     if not patch:
         return _skipped(request, SkipReason.ALREADY_DECIDED, warnings)
@@ -148,7 +205,7 @@ def _decide(
             "placing %s (uid %s) policy=%s ranking=%s",
             request.display_name,
             request.uid,
-            decision.policy,
+            policy,
             ranking.annotation(),
         )
     return Admission(
@@ -158,6 +215,13 @@ def _decide(
         warnings=tuple(warnings),
         ranking=ranking,
     )
+
+
+def _owner(request: AdmissionRequest, state: Workloads) -> StatefulSetInfo | None:
+    pod = request.object
+    if not isinstance(pod, dict) or not state.statefulsets:
+        return None
+    return owning_statefulset(pod, request.namespace, state)
 
 
 def _skipped(request: AdmissionRequest, reason: SkipReason, warnings: list[str]) -> Admission:

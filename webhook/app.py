@@ -3,7 +3,7 @@
 Handlers only parse, call ``webhook.admission.admit`` and map the outcome to HTTP: a body that is
 not an AdmissionReview gets a 400 with a one-line reason; everything else gets a 200 AdmissionReview
 that allows the pod, with or without a patch. Nothing here does I/O beyond the request itself:
-carbon data and nodes come from in-memory sources kept current in the background.
+carbon data, nodes and workloads come from in-memory sources kept current in the background.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from shared.carbon.snapshot import CarbonSnapshot
 from shared.cluster.inventory import Inventory
+from shared.cluster.workloads import EMPTY, Workloads
 from shared.core.clock import Clock
 from shared.scoring.ranking import DEFAULT_HORIZON_HOURS
 from webhook.admission import Placement, admit
@@ -35,6 +36,7 @@ MUTATE_PATH = "/mutate"
 
 _SNAPSHOT_SOURCE: web.AppKey[SnapshotSource] = web.AppKey("snapshot_source")
 _INVENTORY = web.AppKey("inventory", Inventory)
+_WORKLOADS: web.AppKey[Callable[[], Workloads]] = web.AppKey("workloads")
 _CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 _PLACEMENT = web.AppKey("placement", Placement)
 _DECISIONS = web.AppKey("decisions", DecisionCache)
@@ -50,11 +52,16 @@ def create_app(
     clock: Clock,
     metrics: WebhookMetrics | None = None,
     horizon_hours: int = DEFAULT_HORIZON_HOURS,
+    workloads: Callable[[], Workloads] = lambda: EMPTY,
 ) -> web.Application:
-    """The admission app. Serve it with an SSL context (the API server only calls HTTPS)."""
+    """The admission app. Serve it with an SSL context (the API server only calls HTTPS).
+
+    ``workloads`` gives the StatefulSets, namespaces and bound pods read pools are sized from
+    (``shared.cluster.kube.KubeWorkloads.state``); none without a cluster."""
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[_SNAPSHOT_SOURCE] = snapshot_source
     app[_INVENTORY] = inventory
+    app[_WORKLOADS] = workloads
     app[_CLOCK] = clock
     app[_PLACEMENT] = Placement(
         default_policy=settings.default_policy,
@@ -106,6 +113,7 @@ async def _mutate(request: web.Request) -> web.Response:
         review,
         carbon=app[_SNAPSHOT_SOURCE],
         nodes=lambda: app[_INVENTORY].nodes,
+        workloads=app[_WORKLOADS],
         placement=app[_PLACEMENT],
         clock=app[_CLOCK],
         cache=app[_DECISIONS],

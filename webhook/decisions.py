@@ -16,6 +16,8 @@ the object is replaced.
   quality warnings are remembered per subset. Expected intensities look ``horizon`` hours ahead
   of the clock, so a ranking is reused for at most ``ranking_reuse`` of clock time (one refresh
   interval by default) even when the snapshot stays the same, e.g. while providers are down.
+* A read pool's low-carbon set also depends on the pool's pods (``pool_choice``), which neither
+  key follows: it is computed anew for every pod, from the remembered ranking.
 
 Apart from that bounded reuse of the clock, the results are the values a cold computation gives;
 ``DecisionCache`` only skips work.
@@ -282,13 +284,7 @@ class DecisionCache:
         low_carbon_fraction: float,
     ) -> RegionChoice:
         """The ranking of ``eligibility.regions`` on ``snapshot`` and what follows from it."""
-        state = self._carbon
-        if state is None or not state.usable(
-            snapshot, now=now, horizon_hours=horizon_hours, reuse=self.ranking_reuse
-        ):
-            state = self._carbon = _CarbonState(
-                snapshot, now=now, horizon_hours=horizon_hours, size=self.max_entries
-            )
+        state = self._carbon_state(snapshot, now=now, horizon_hours=horizon_hours)
         key = (regions_key, low_carbon_fraction)
         found = state.choices.get(key)
         if found is None:
@@ -296,6 +292,39 @@ class DecisionCache:
             found = choose(ranking, eligibility.regions, low_carbon_fraction=low_carbon_fraction)
             state.choices.put(key, found)
         return found
+
+    def pool_choice(
+        self,
+        snapshot: CarbonSnapshot,
+        eligibility: Eligibility,
+        *,
+        now: datetime,
+        horizon_hours: int,
+        low_carbon_fraction: float,
+        holds: Callable[[Collection[str]], bool],
+    ) -> RegionChoice:
+        """Like ``choice``, with the low-carbon set sized by ``holds`` (a pool's room).
+
+        Only the ranking is reused: the set depends on the pods placed and wanted, which the
+        memo's keys (node inventory and carbon snapshot) do not follow, so it is never
+        remembered."""
+        state = self._carbon_state(snapshot, now=now, horizon_hours=horizon_hours)
+        ranking = restrict(state.full, eligibility.regions.keys())
+        return choose(
+            ranking, eligibility.regions, low_carbon_fraction=low_carbon_fraction, holds=holds
+        )
+
+    def _carbon_state(
+        self, snapshot: CarbonSnapshot, *, now: datetime, horizon_hours: int
+    ) -> _CarbonState:
+        state = self._carbon
+        if state is None or not state.usable(
+            snapshot, now=now, horizon_hours=horizon_hours, reuse=self.ranking_reuse
+        ):
+            state = self._carbon = _CarbonState(
+                snapshot, now=now, horizon_hours=horizon_hours, size=self.max_entries
+            )
+        return state
 
     def decided_at(self, now: datetime) -> str:
         """``rfc3339(now)``; the annotation has seconds precision, so pods admitted within the

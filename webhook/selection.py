@@ -1,12 +1,17 @@
 """Which admission requests the webhook changes, and under which policy.
 
-Pure: looks only at the request. Opt-in is the upstream Stellar-K8s read-pool label or an explicit
-annotation; the opt-out annotation always wins; bound, mirror and DaemonSet pods are never touched.
+Pure: looks at the request and at the ``stellar.org/carbon-aware`` annotations of the pod's
+owning StatefulSet and namespace the caller passes in. Opt-in is the upstream Stellar-K8s
+read-pool label or an explicit annotation. The pod's own annotation, when it is one of the
+recognised values, decides alone; otherwise ``disabled`` on the StatefulSet or the namespace opts
+out (whatever the other says: the operator writes ``enabled`` on every read-pool StatefulSet, so
+a namespace opt-out must still win over it) and ``enabled`` on either opts in. Bound, mirror and
+DaemonSet pods are never touched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.core.shapes import object_or_empty
@@ -32,14 +37,24 @@ class Decision:
     reason: SkipReason | None
     policy: Policy
     warnings: tuple[str, ...] = ()
+    explicit_policy: bool = False
+    """The pod carries a valid ``stellar.org/carbon-policy`` annotation."""
 
     @property
     def mutate(self) -> bool:
         return self.reason is None
 
 
-def should_mutate(request: AdmissionRequest, *, default_policy: Policy) -> Decision:
-    """Decide for one request; ``default_policy`` applies without a valid policy annotation."""
+def should_mutate(
+    request: AdmissionRequest,
+    *,
+    default_policy: Policy,
+    inherited: Sequence[str | None] = (),
+) -> Decision:
+    """Decide for one request; ``default_policy`` applies without a valid policy annotation.
+
+    ``inherited``: the ``stellar.org/carbon-aware`` annotations of the owning StatefulSet and of
+    the namespace (None where absent)."""
 
     def skip(reason: SkipReason) -> Decision:
         return Decision(reason=reason, policy=default_policy)
@@ -64,7 +79,13 @@ def should_mutate(request: AdmissionRequest, *, default_policy: Policy) -> Decis
         warnings.append(
             f"{CARBON_AWARE_ANNOTATION}={opt!r} is not enabled/true/disabled/false; ignored"
         )
-    selected = labels.get(ROLE_LABEL) == READ_REPLICA or opt_value in _OPT_IN
+    if opt_value in _OPT_IN:
+        selected = True
+    else:
+        above = {value.strip().lower() for value in inherited if isinstance(value, str)}
+        if above & _OPT_OUT:
+            return skip(SkipReason.OPTED_OUT)
+        selected = labels.get(ROLE_LABEL) == READ_REPLICA or bool(above & _OPT_IN)
     if not selected:
         return Decision(SkipReason.NOT_SELECTED, default_policy, tuple(warnings))
 
@@ -80,12 +101,14 @@ def should_mutate(request: AdmissionRequest, *, default_policy: Policy) -> Decis
         return skip(SkipReason.DAEMONSET)
 
     policy = default_policy
+    explicit = False
     raw_policy = annotations.get(POLICY_ANNOTATION)
     if raw_policy is not None:
         try:
             policy = Policy(str(raw_policy).strip().lower())
+            explicit = True
         except ValueError:
             warnings.append(
                 f"{POLICY_ANNOTATION}={raw_policy!r} is not prefer/require; using {default_policy}"
             )
-    return Decision(reason=None, policy=policy, warnings=tuple(warnings))
+    return Decision(reason=None, policy=policy, warnings=tuple(warnings), explicit_policy=explicit)

@@ -123,6 +123,24 @@ def test_cluster_roles_only_read_nodes_and_pods(render: Render) -> None:
                 assert "secrets" not in rule["resources"]
 
 
+def test_the_webhook_watches_statefulsets_namespaces_and_pods_to_size_read_pools(
+    render: Render,
+) -> None:
+    (role,) = [
+        r
+        for r in by_kind(render(), "ClusterRole")
+        if r["metadata"]["name"].startswith("stellar-stellar-carbon-webhook")
+    ]
+    reads = {
+        (group, resource)
+        for rule in role["rules"]
+        if set(rule["verbs"]) >= {"list", "watch"}
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    assert reads >= {("", "nodes"), ("", "namespaces"), ("", "pods"), ("apps", "statefulsets")}
+
+
 def test_self_managed_tls_may_touch_only_its_own_secret(render: Render) -> None:
     objects = render()
     (role,) = [r for r in by_kind(objects, "Role") if "secrets" in r["rules"][0]["resources"]]

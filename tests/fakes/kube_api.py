@@ -1,4 +1,5 @@
-"""A fake Kubernetes API server for nodes and pods, speaking the real list/watch wire format.
+"""A fake Kubernetes API server (nodes, pods, namespaces, StatefulSets) speaking the real
+list/watch wire format.
 
 It keeps objects with resourceVersions and an event history, answers paginated lists
 (``limit``/``continue``) and label selectors, and streams watch events as newline-delimited JSON
@@ -14,6 +15,7 @@ import asyncio
 import base64
 import copy
 import json
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -63,22 +65,29 @@ WIRE_ONLY = ("kind", "apiVersion")
 
 
 class FakeKubeApi:
-    """Nodes and pods with resourceVersions, history, compaction and injectable failures."""
+    """Objects with resourceVersions, history, compaction and injectable failures."""
 
-    KINDS = {"nodes": "Node", "pods": "Pod"}
+    KINDS = {
+        "nodes": "Node",
+        "pods": "Pod",
+        "namespaces": "Namespace",
+        "statefulsets": "StatefulSet",
+    }
+    NAMESPACED = frozenset({"pods", "statefulsets"})
 
     def __init__(self) -> None:
         self.version = 1000
-        self.objects: dict[str, dict[tuple[str, str], Obj]] = {"nodes": {}, "pods": {}}
-        self.history: dict[str, list[tuple[int, str, Obj]]] = {"nodes": [], "pods": []}
-        self.compacted = {"nodes": 0, "pods": 0}
+        self.objects: dict[str, dict[tuple[str, str], Obj]] = {r: {} for r in self.KINDS}
+        self.history: dict[str, list[tuple[int, str, Obj]]] = {r: [] for r in self.KINDS}
+        self.compacted = dict.fromkeys(self.KINDS, 0)
         self.requests: list[tuple[str, dict[str, str]]] = []
-        self.fail_next: dict[str, list[tuple[int, str]]] = {"nodes": [], "pods": []}
+        self.fail_next: dict[str, list[tuple[int, str]]] = {r: [] for r in self.KINDS}
         """(status, reason) answers for the next requests on a resource, list or watch."""
         self.retry_after: str | None = None
         """``Retry-After`` sent with injected failures."""
         self.authorizations: list[str | None] = []
-        self.open_watches = {"nodes": 0, "pods": 0}
+        # Only kinds ever watched appear, so tests of nodes and pods compare the dict as it was.
+        self.open_watches: defaultdict[str, int] = defaultdict(int, {"nodes": 0, "pods": 0})
         self.base_url = ""
         self._changed = asyncio.Condition()
         self._generation = 0
@@ -88,6 +97,8 @@ class FakeKubeApi:
         app.router.add_get("/api/v1/nodes", self._nodes)
         app.router.add_get("/api/v1/pods", self._pods)
         app.router.add_get("/api/v1/namespaces/{namespace}/pods", self._pods)
+        app.router.add_get("/api/v1/namespaces", self._namespaces)
+        app.router.add_get("/apis/apps/v1/statefulsets", self._statefulsets)
         return app
 
     # what tests do to the cluster
@@ -108,7 +119,7 @@ class FakeKubeApi:
             self.version += 1
             obj = {
                 "kind": self.KINDS[resource],
-                "apiVersion": "v1",
+                "apiVersion": "apps/v1" if resource == "statefulsets" else "v1",
                 "metadata": {"resourceVersion": str(self.version)},
             }
             self.history[resource].append((self.version, "BOOKMARK", obj))
@@ -145,7 +156,8 @@ class FakeKubeApi:
 
     def _key(self, resource: str, obj: Obj) -> tuple[str, str]:
         meta = obj["metadata"]
-        return (meta.get("namespace", "default") if resource == "pods" else ""), meta["name"]
+        namespaced = resource in self.NAMESPACED
+        return (meta.get("namespace", "default") if namespaced else ""), meta["name"]
 
     async def _record(
         self, resource: str, kind: str, key: tuple[str, str], obj: Obj, silently: bool
@@ -167,6 +179,12 @@ class FakeKubeApi:
 
     async def _pods(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, "pods", request.match_info.get("namespace"))
+
+    async def _namespaces(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, "namespaces", None)
+
+    async def _statefulsets(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, "statefulsets", None)
 
     async def _serve(
         self, request: web.Request, resource: str, namespace: str | None
@@ -206,7 +224,7 @@ class FakeKubeApi:
             metadata["continue"] = base64.b64encode(json.dumps(state).encode()).decode()
         body = {
             "kind": f"{self.KINDS[resource]}List",
-            "apiVersion": "v1",
+            "apiVersion": "apps/v1" if resource == "statefulsets" else "v1",
             "metadata": metadata,
             # List items carry neither kind nor apiVersion on the wire.
             "items": [{k: v for k, v in o.items() if k not in WIRE_ONLY} for o in page],
@@ -315,3 +333,12 @@ def pod(name: str, namespace: str = "stellar", node_name: str | None = None, **l
 
 def read_replica(name: str, node_name: str | None = None, namespace: str = "stellar") -> Obj:
     return pod(name, namespace, node_name, **{"stellar.org/role": "read-replica"})
+
+
+def namespace(name: str, **annotations: str) -> Obj:
+    return {
+        "kind": "Namespace",
+        "apiVersion": "v1",
+        "metadata": {"name": name, "annotations": annotations},
+        "status": {"phase": "Active"},
+    }

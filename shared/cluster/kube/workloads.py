@@ -1,0 +1,150 @@
+"""StatefulSets, namespaces and bound pods kept current from the Kubernetes API.
+
+``KubeWorkloads`` runs one ``Reflector`` per resource and hands out a ``Workloads`` snapshot,
+rebuilt at most once per change, so the admission path reads it synchronously and never calls
+the API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from kubernetes_asyncio.client import ApiClient, AppsV1Api, CoreV1Api
+
+from shared.cluster.kube.api import call_raw
+from shared.cluster.kube.reflector import Reflector, WatchSettings
+from shared.cluster.workloads import (
+    BoundPod,
+    NamespaceInfo,
+    StatefulSetInfo,
+    Workloads,
+    bound_pod_from_manifest,
+    namespace_from_manifest,
+    statefulset_from_manifest,
+)
+from shared.core.tasks import cancel_and_wait
+
+logger = logging.getLogger(__name__)
+
+
+def _metadata(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    metadata = raw.get("metadata")
+    return metadata if isinstance(metadata, Mapping) else {}
+
+
+def _namespaced_key(raw: Mapping[str, Any]) -> tuple[str, str] | None:
+    metadata = _metadata(raw)
+    name, namespace = metadata.get("name"), metadata.get("namespace") or "default"
+    if not isinstance(name, str) or not name or not isinstance(namespace, str):
+        return None
+    return namespace, name
+
+
+def _name_key(raw: Mapping[str, Any]) -> str | None:
+    name = _metadata(raw).get("name")
+    return name if isinstance(name, str) and name else None
+
+
+class KubeWorkloads:
+    """Every StatefulSet, namespace and bound pod of the cluster, kept current in the background.
+
+    Every pod is watched, not only Stellar ones: the free room of a node counts all the pods
+    bound to it. The ``ApiClient`` belongs to the caller, who closes it after ``stop()``.
+    """
+
+    def __init__(
+        self,
+        api: ApiClient,
+        *,
+        settings: WatchSettings | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        core, apps = CoreV1Api(api), AppsV1Api(api)
+        settings = settings or WatchSettings()
+        rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._statefulsets: Reflector[tuple[str, str], StatefulSetInfo] = Reflector(
+            "statefulsets",
+            partial(call_raw, apps.list_stateful_set_for_all_namespaces),
+            _namespaced_key,
+            statefulset_from_manifest,
+            _ignore,
+            settings,
+            rng,
+        )
+        self._namespaces: Reflector[str, NamespaceInfo] = Reflector(
+            "namespaces",
+            partial(call_raw, core.list_namespace),
+            _name_key,
+            namespace_from_manifest,
+            _ignore,
+            settings,
+            rng,
+        )
+        self._pods: Reflector[tuple[str, str], BoundPod] = Reflector(
+            "bound-pods",
+            partial(call_raw, core.list_pod_for_all_namespaces),
+            _namespaced_key,
+            bound_pod_from_manifest,
+            _ignore,
+            settings,
+            rng,
+        )
+        self._built: tuple[tuple[object, ...], Workloads] | None = None
+
+    @property
+    def state(self) -> Workloads:
+        """The current snapshot; the same object until something changes."""
+        statefulsets, namespaces, pods = (
+            self._statefulsets.items,
+            self._namespaces.items,
+            self._pods.items,
+        )
+        key = (statefulsets, namespaces, pods, self.synced)
+        built = self._built
+        if built is None or any(a is not b for a, b in zip(built[0], key, strict=True)):
+            built = self._built = (key, Workloads(statefulsets, namespaces, pods, synced=key[3]))
+        return built[1]
+
+    @property
+    def synced(self) -> bool:
+        return all(r.synced.is_set() for r in self._reflectors())
+
+    @property
+    def last_error(self) -> str | None:
+        errors = [f"{r.kind}: {r.last_error}" for r in self._reflectors() if r.last_error]
+        return "; ".join(errors) or None
+
+    async def start(self) -> None:
+        """Start the list + watch loops. Returns at once; see ``wait_synced``."""
+        if self._tasks:
+            return
+        self._tasks = [
+            asyncio.create_task(r.run(), name=f"workloads-{r.kind}") for r in self._reflectors()
+        ]
+
+    async def wait_synced(self, timeout: float) -> bool:  # noqa: ASYNC109 (a bool, not an error)
+        try:
+            async with asyncio.timeout(timeout):
+                for reflector in self._reflectors():
+                    await reflector.synced.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        await cancel_and_wait(*tasks)
+
+    def _reflectors(self) -> list[Reflector[Any, Any]]:
+        return [self._statefulsets, self._namespaces, self._pods]
+
+
+def _ignore() -> None:
+    # Readers compare snapshots by identity; nothing needs telling about a change.
+    pass

@@ -1,0 +1,112 @@
+"""KubeWorkloads against the fake Kubernetes API: StatefulSets, namespaces and bound pods."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp.test_utils import TestServer
+from kubernetes_asyncio.client import ApiClient, Configuration
+
+from shared.cluster.kube import KubeWorkloads, WatchSettings
+from shared.cluster.workloads import Requested
+from tests.fakes.kube_api import WAIT, FakeKubeApi, namespace, pod
+
+FAST = WatchSettings(
+    watch_timeout_s=30, backoff_initial_s=0.01, backoff_max_s=0.05, request_timeout_s=5
+)
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "operator-read-pool"
+
+
+def operator_statefulset() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((FIXTURES / "read-statefulset.yaml").read_text())
+    return loaded
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeKubeApi]:
+    api = FakeKubeApi()
+    server = TestServer(api.app(), host="127.0.0.1")
+    await server.start_server()
+    api.base_url = f"http://127.0.0.1:{server.port}"
+    try:
+        yield api
+    finally:
+        await api.shutdown()
+        await server.close()
+
+
+@pytest.fixture
+async def workloads(fake: FakeKubeApi) -> AsyncIterator[KubeWorkloads]:
+    async with ApiClient(Configuration(host=fake.base_url)) as client:
+        watched = KubeWorkloads(client, settings=FAST)
+        await watched.start()
+        try:
+            yield watched
+        finally:
+            await watched.stop()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(WAIT):
+        # The snapshot is read, not pushed: poll it briefly.
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+async def test_statefulsets_namespaces_and_bound_pods_are_listed(
+    fake: FakeKubeApi, workloads: KubeWorkloads
+) -> None:
+    await fake.put("statefulsets", operator_statefulset())
+    await fake.put("namespaces", namespace("stellar", **{"stellar.org/carbon-aware": "disabled"}))
+    await fake.put("pods", pod("bound", node_name="node-a", app="x"))
+    await fake.put("pods", pod("pending", app="x"))
+
+    assert await workloads.wait_synced(WAIT)
+    await until(lambda: len(workloads.state.pods) == 1)
+
+    state = workloads.state
+    statefulset = state.statefulsets[("stellar", "carbon-validator-read")]
+    assert statefulset.replicas == 20
+    assert statefulset.carbon_aware == "enabled"
+    assert statefulset.selector["stellar.org/role"] == "read-replica"
+    assert state.namespaces["stellar"].carbon_aware == "disabled"
+    assert [p.name for p in state.bound_in("stellar")] == ["bound"]
+    assert state.requested_on("node-a") == Requested(cpu_millis=500)
+    assert state.synced
+
+
+async def test_a_scaled_statefulset_and_a_newly_bound_pod_reach_the_snapshot(
+    fake: FakeKubeApi, workloads: KubeWorkloads
+) -> None:
+    await fake.put("statefulsets", operator_statefulset())
+    assert await workloads.wait_synced(WAIT)
+    before = workloads.state
+    assert workloads.state is before  # unchanged state is not rebuilt
+
+    scaled = operator_statefulset()
+    scaled["spec"]["replicas"] = 6
+    await fake.put("statefulsets", scaled)
+    await fake.put("pods", pod("carbon-validator-read-0", node_name="node-b"))
+    key = ("stellar", "carbon-validator-read")
+    await until(lambda: workloads.state.statefulsets[key].replicas == 6)
+    await until(lambda: len(workloads.state.bound_in("stellar")) == 1)
+
+    await fake.delete("pods", "carbon-validator-read-0", "stellar")
+    await until(lambda: not workloads.state.bound_in("stellar"))
+    assert workloads.state.requested_on("node-b") == Requested()
+
+
+async def test_finished_pods_free_their_room(fake: FakeKubeApi, workloads: KubeWorkloads) -> None:
+    done = pod("job", node_name="node-a")
+    done["status"]["phase"] = "Succeeded"
+    await fake.put("pods", done)
+    await fake.put("pods", pod("web", node_name="node-a"))
+    assert await workloads.wait_synced(WAIT)
+
+    await until(lambda: len(workloads.state.pods) == 1)
+    assert workloads.state.requested_on("node-a") == Requested(cpu_millis=500)

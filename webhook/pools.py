@@ -1,0 +1,153 @@
+"""Read pools with hard rules between their pods: whose pool a pod is, and what the pool needs.
+
+Pure. A pod whose own spec carries ``DoNotSchedule`` topology spread constraints or required pod
+anti-affinity (the upstream operator's read pools carry both) is a pool pod: a required region
+set must hold the rest of its pool, not just this pod, or the pool's later pods stay Pending.
+``pool_need`` gathers what ``shared.cluster.room.holds_pool`` asks, from the in-memory node
+inventory and ``shared.cluster.workloads.Workloads``: the hosts (nodes that pass the pod's node
+selector and required node affinity, cordoned ones as empty domains, free room after the
+requests of the pods bound there), the pods already placed in the pod's namespace (what its
+selectors count, the StellarNode's main pod included), and how many more pods the pool wants:
+the owning StatefulSet's current ``spec.replicas`` less its pods already bound, at least one (the
+pod being admitted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.cluster.constraints import ConstraintError, PoolConstraints
+from shared.cluster.inventory import NodeInfo
+from shared.cluster.room import Host, PlacedPod, holds_pool
+from shared.cluster.workloads import StatefulSetInfo, Workloads
+from shared.core.shapes import object_or_empty
+from webhook.eligibility import Constraints
+from webhook.errors import MutationError
+
+CONSTRAINT_ANNOTATION = "stellar.org/carbon-constraint"
+"""Set when no region set holds the pool: the pod's rules that stop one from doing so."""
+
+_ORDINAL_SUFFIX = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class PoolNeed:
+    """What a required region set must hold for one pool pod."""
+
+    pool: PoolConstraints
+    hosts: tuple[Host, ...]
+    placed: tuple[PlacedPod, ...]
+    wanted: int
+    """Pods the set must still take, this one included."""
+
+    def holds(self) -> Callable[[Collection[str]], bool]:
+        return holds_pool(self.pool, self.hosts, self.placed, wanted=self.wanted)
+
+    def blocking(self, regions: Collection[str]) -> tuple[str, ...]:
+        """The rules that keep ``regions`` from holding the pool: each one that alone, removed,
+        would let them; all of them when no single one does; ``resources`` when even without
+        any rule the nodes lack room."""
+        rules = [(f"topologySpread:{c.topology_key}", c) for c in self.pool.spreads] + [
+            (f"podAntiAffinity:{t.topology_key}", t) for t in self.pool.anti_affinity
+        ]
+
+        def holds_without(dropped: Collection[object]) -> bool:
+            pool = dataclasses.replace(
+                self.pool,
+                spreads=tuple(c for c in self.pool.spreads if c not in dropped),
+                anti_affinity=tuple(t for t in self.pool.anti_affinity if t not in dropped),
+            )
+            return holds_pool(pool, self.hosts, self.placed, wanted=self.wanted)(regions)
+
+        if not holds_without([rule for _, rule in rules]):
+            return ("resources",)
+        single = tuple(name for name, rule in rules if holds_without([rule]))
+        return single or tuple(name for name, _ in rules)
+
+
+def hard_rules(pod: Mapping[str, Any]) -> PoolConstraints | None:
+    """The pod's pool constraints when it has hard rules between pool pods, else None.
+
+    Raises ``MutationError`` on rules the scheduler would reject."""
+    try:
+        pool = PoolConstraints.from_pod(pod)
+    except ConstraintError as e:
+        raise MutationError(f"pod scheduling constraints: {e}") from e
+    return pool if pool.spreads or pool.anti_affinity else None
+
+
+def owning_statefulset(
+    pod: Mapping[str, Any], namespace: str, workloads: Workloads
+) -> StatefulSetInfo | None:
+    """The StatefulSet that owns ``pod``: its controller reference (the StatefulSet controller
+    sets it on the pod it creates), else one in the namespace whose selector matches the pod's
+    labels and whose name, with an ordinal, is the pod's."""
+    metadata = object_or_empty(pod.get("metadata"))
+    owners = metadata.get("ownerReferences")
+    if isinstance(owners, list):
+        for owner in owners:
+            if (
+                isinstance(owner, Mapping)
+                and owner.get("kind") == "StatefulSet"
+                and owner.get("controller") is True
+                and isinstance(owner.get("name"), str)
+            ):
+                return workloads.statefulsets.get((namespace, owner["name"]))
+        if owners:
+            return None  # owned, but by something else
+    labels = object_or_empty(metadata.get("labels"))
+    name = metadata.get("name") or metadata.get("generateName")
+    if not isinstance(name, str):
+        return None
+    for statefulset in workloads.statefulsets.values():
+        if (
+            statefulset.namespace == namespace
+            and name.startswith(statefulset.name + _ORDINAL_SUFFIX)
+            and _is_ordinal(name[len(statefulset.name) + 1 :])
+            and statefulset.selects(labels)
+        ):
+            return statefulset
+    return None
+
+
+def _is_ordinal(rest: str) -> bool:
+    # generateName ends with the dash, so an empty rest is a template name, not an ordinal.
+    return rest == "" or rest.isdigit()
+
+
+def pool_need(
+    pool: PoolConstraints,
+    pod: Mapping[str, Any],
+    namespace: str,
+    nodes: Iterable[NodeInfo],
+    workloads: Workloads,
+    statefulset: StatefulSetInfo | None,
+) -> PoolNeed:
+    """What a required region set must hold for ``pod`` (see the module docstring)."""
+    constraints = Constraints.from_pod(pod)
+    hosts = []
+    for node in nodes:
+        # Spread domains ignore taints and schedulability: a cordoned node is an empty domain.
+        if not constraints.admits(
+            dataclasses.replace(node, ready=True, unschedulable=False, taints=())
+        ):
+            continue
+        requested = workloads.requested_on(node.name)
+        host = Host.from_node(
+            node,
+            requested_cpu_millis=requested.cpu_millis,
+            requested_memory_bytes=requested.memory_bytes,
+        )
+        if not constraints.admits(node):
+            host = dataclasses.replace(host, schedulable=False)
+        hosts.append(host)
+    bound = workloads.bound_in(namespace)
+    placed = tuple(PlacedPod(p.node, p.labels) for p in bound)
+    wanted = 1
+    if statefulset is not None:
+        running = sum(1 for p in bound if statefulset.selects(p.labels))
+        wanted = max(1, statefulset.replicas - running)
+    return PoolNeed(pool=pool, hosts=tuple(hosts), placed=placed, wanted=wanted)
