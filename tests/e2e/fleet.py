@@ -63,6 +63,31 @@ def fake_fleet(
     )
 
 
+def zoned_fleet(
+    regions: Mapping[Cloud, Sequence[str]], *, zones: int = 3, nodes_per_zone: int = 3
+) -> tuple[FakeNode, ...]:
+    """Nodes in ``regions``, ``zones`` zones each (``a``, ``b``, … as the cloud spells them) with
+    ``nodes_per_zone`` nodes per zone: the shape of a regional managed node pool."""
+    suffixes = {
+        Cloud.AWS: lambda i: chr(ord("a") + i),
+        Cloud.GCP: lambda i: f"-{chr(ord('a') + i)}",
+        Cloud.AZURE: lambda i: f"-{i + 1}",
+    }
+    return tuple(
+        FakeNode(
+            name=f"{cloud.value}-{zone}-{n + 1}",
+            cloud=cloud,
+            region=region,
+            zone=zone,
+            instance_type=_INSTANCE_TYPES[cloud],
+        )
+        for cloud, names in regions.items()
+        for region in names
+        for zone in (region + suffixes[cloud](z) for z in range(zones))
+        for n in range(nodes_per_zone)
+    )
+
+
 def _provider_id(name: str, cloud: Cloud, zone: str) -> str:
     digest = hashlib.sha256(name.encode()).hexdigest()
     if cloud is Cloud.AWS:
