@@ -2,11 +2,14 @@
 
 Brings up etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok on loopback (the
 end-to-end test cluster, ``tests/e2e/cluster.py``), registers kwok nodes in 15 AWS, GCP and Azure
-regions, and runs both services as local processes on the built-in mock carbon data: the webhook
-with self-managed TLS (it writes its own CA into a MutatingWebhookConfiguration that calls it at
-``https://127.0.0.1:PORT/mutate``) and the reporter on port 9090. It then creates a read-pool
-StatefulSet, prints where the real scheduler placed its pods next to each region's expected
-intensity, and keeps the reporter up for ``curl`` until Ctrl-C. Everything stops on exit.
+regions (three zones of two nodes each, like regional node pools), and runs both services as local
+processes on the built-in mock carbon data: the webhook with self-managed TLS (it writes its own CA
+into a MutatingWebhookConfiguration that calls it at ``https://127.0.0.1:PORT/mutate``) and the
+reporter on port 9090. It then creates a StellarNode's main pod and its read pool exactly as the
+upstream Stellar-K8s operator writes them (the StatefulSet with its anti-affinity and
+DoNotSchedule spreads, and its HPA: ``tests/e2e/operator.py``), prints where the real scheduler
+placed the read pods next to each region's expected intensity, and keeps the reporter up for
+``curl`` until Ctrl-C. Everything stops on exit.
 
 Needs the control-plane binaries (``STELLAR_CARBON_BIN``, as ``make demo`` sets it, or a build
 through ``tests/e2e/controlplane/build.sh``). ``STELLAR_CARBON_MOCK_CLOCK`` and
@@ -25,15 +28,22 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import Final
+from typing import Any, Final
 
 from kubernetes_asyncio import client as k8s
 
 from shared.core.models import Cloud
 from tests.e2e.carbon_api import mock_carbon_env
 from tests.e2e.cluster import ApiStatusError, Binaries, ControlPlane, ControlPlaneError
-from tests.e2e.fleet import FakeNode, create_fake_nodes, fake_fleet
+from tests.e2e.fleet import FakeNode, create_fake_nodes, zoned_fleet
 from tests.e2e.kube import wait_for_pods
+from tests.e2e.operator import (
+    MAIN_SELECTOR,
+    READ_POOL,
+    READ_POOL_SELECTOR,
+    create_main_pod,
+    create_operator_read_pool,
+)
 from tests.e2e.placement import REGION_LABEL, placement_rows, placement_table, preference_weights
 from tests.e2e.processes import ServiceError
 from tests.e2e.services import (
@@ -43,7 +53,6 @@ from tests.e2e.services import (
     create_namespace,
     serve_namespace,
 )
-from tests.e2e.workloads import create_read_pool
 
 DEMO_REGIONS: Final = {
     Cloud.AWS: ("us-west-2", "us-east-1", "eu-west-1", "eu-central-1", "ap-southeast-1"),
@@ -52,7 +61,6 @@ DEMO_REGIONS: Final = {
 }
 """The 15 regions of the packaged demo cluster (``make run``)."""
 
-READ_POOL: Final = "stellar-read-pool"
 NAMESPACE_PREFIX: Final = "stellar-"
 
 
@@ -63,6 +71,8 @@ class Placement:
     namespace: str
     pod_nodes: Mapping[str, str]
     weights: Mapping[str, int]
+    required: tuple[str, ...]
+    """Regions the pods were restricted to (empty: preferred terms only)."""
     expected: Mapping[str, float]
     """Expected gCO2eq/kWh over the horizon per region, from the pods' ranking annotation."""
 
@@ -74,6 +84,16 @@ def ranking_values(annotation: str) -> dict[str, float]:
         region, _, value = item.partition("=")
         values[region] = float(value)
     return values
+
+
+def required_regions(node_affinity: Mapping[str, Any]) -> tuple[str, ...]:
+    """The regions a required node-affinity term on the region label allows, if any."""
+    required = node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
+    for term in required.get("nodeSelectorTerms") or []:
+        for expression in term.get("matchExpressions") or []:
+            if expression.get("key") == REGION_LABEL and expression.get("operator") == "In":
+                return tuple(expression.get("values") or ())
+    return ()
 
 
 def create_read_pool_namespace(control_plane: ControlPlane, timeout: float = 60.0) -> str:
@@ -94,20 +114,23 @@ def create_read_pool_namespace(control_plane: ControlPlane, timeout: float = 60.
 
 
 async def place_read_pool(control_plane: ControlPlane, namespace: str, replicas: int) -> Placement:
-    """Create the read pool where the webhook serves and wait until every pod runs."""
+    """Create the main pod and the read pool where the webhook serves; wait until all run."""
     async with k8s.ApiClient(control_plane.configuration()) as api:
         await serve_namespace(api, namespace)
-        selector = await create_read_pool(api, namespace, READ_POOL, replicas)
-        pods = await wait_for_pods(api, namespace, selector, count=replicas, timeout=120)
-        first = api.sanitize_for_serialization(pods[0])
-    affinity = first["spec"].get("affinity", {}).get("nodeAffinity", {})
-    annotations = first["metadata"].get("annotations", {})
+        await create_main_pod(api, namespace)
+        await wait_for_pods(api, namespace, MAIN_SELECTOR, count=1, timeout=60)
+        await create_operator_read_pool(api, namespace, replicas)
+        pods = await wait_for_pods(api, namespace, READ_POOL_SELECTOR, count=replicas, timeout=180)
+        last = api.sanitize_for_serialization(pods[-1])
+    affinity = last["spec"].get("affinity", {}).get("nodeAffinity", {})
+    annotations = last["metadata"].get("annotations", {})
     return Placement(
         namespace=namespace,
         pod_nodes={p.metadata.name: p.spec.node_name for p in pods},
         weights=preference_weights(
             affinity.get("preferredDuringSchedulingIgnoredDuringExecution", []), REGION_LABEL
         ),
+        required=required_regions(affinity),
         expected=ranking_values(annotations.get(RANKING_ANNOTATION, "")),
     )
 
@@ -123,10 +146,16 @@ def report(placement: Placement, fleet: Sequence[FakeNode], reporter: LocalRepor
     table = placement_table(
         rows,
         title=(
-            f"{READ_POOL} ({len(placement.pod_nodes)} replicas) in namespace "
-            f"{placement.namespace}, placed by kube-scheduler; gCO2eq/kWh = expected over the "
-            "next 24 h, as the webhook ranked the regions"
+            f"{READ_POOL} ({len(placement.pod_nodes)} replicas, the operator's template) in "
+            f"namespace {placement.namespace}, placed by kube-scheduler; gCO2eq/kWh = expected "
+            "over the next 24 h, as the webhook ranked the regions"
         ),
+    )
+    required = (
+        "required regions (the last pod's set, sized for the pool): "
+        + ", ".join(placement.required)
+        if placement.required
+        else "no required regions: preferred terms only"
     )
     replicas = reporter.api("metrics")["readReplicas"]
     savings = replicas.get("savingsPercent")
@@ -140,7 +169,7 @@ def report(placement: Placement, fleet: Sequence[FakeNode], reporter: LocalRepor
             else "no savings estimate yet"
         )
     )
-    return f"{table}\n\n{summary}"
+    return f"{table}\n{required}\n\n{summary}"
 
 
 def wait_for_reporter_count(reporter: LocalReporter, replicas: int, timeout: float = 30.0) -> None:
@@ -166,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     carbon = mock_carbon_env(args.seed)
     if os.environ.get("STELLAR_CARBON_MOCK_CLOCK"):
         carbon["STELLAR_CARBON_MOCK_CLOCK"] = os.environ["STELLAR_CARBON_MOCK_CLOCK"]
-    fleet = fake_fleet(DEMO_REGIONS)
+    fleet = zoned_fleet(DEMO_REGIONS, zones=3, nodes_per_zone=2)
 
     print("starting etcd, kube-apiserver, controller-manager, scheduler and kwok ...", flush=True)
     control_plane = ControlPlane(Binaries.locate())

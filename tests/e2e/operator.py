@@ -25,6 +25,7 @@ NODE_NAME: Final = "carbon-validator"
 """The StellarNode the captured read pool belongs to."""
 READ_POOL: Final = f"{NODE_NAME}-read"
 READ_POOL_SELECTOR: Final = "stellar.org/role=read-replica"
+MAIN_SELECTOR: Final = f"app.kubernetes.io/instance={NODE_NAME},!stellar.org/role"
 HPA_CEILING: Final = 20
 """The operator's HPA goes up to ``min(3 × replicas, 20)``."""
 

@@ -27,7 +27,7 @@ from tests.e2e.cluster import Binaries, ControlPlane
 from tests.e2e.fleet import FakeNode, create_fake_nodes, zoned_fleet
 from tests.e2e.kube import as_body, fresh_namespace, wait_for_admission, wait_for_pods
 from tests.e2e.operator import (
-    NODE_NAME,
+    MAIN_SELECTOR,
     READ_POOL,
     READ_POOL_SELECTOR,
     create_main_pod,
@@ -60,7 +60,6 @@ FLEET: Final = zoned_fleet(
 NODE_REGION: Final = {node.name: node.region for node in FLEET}
 CARBON_AWARE: Final = "stellar.org/carbon-aware"
 RANKING: Final = "stellar.org/carbon-ranking"
-MAIN_SELECTOR: Final = f"app.kubernetes.io/instance={NODE_NAME},!stellar.org/role"
 
 
 @pytest.fixture(scope="module")
