@@ -38,10 +38,24 @@ def _load(name: str) -> dict[str, Any]:
     return manifest
 
 
-def read_statefulset(replicas: int) -> dict[str, Any]:
-    """The operator's ``<node>-read`` StatefulSet with ``replicas`` pods, template untouched."""
+def read_statefulset(replicas: int, *, soft: bool = False) -> dict[str, Any]:
+    """The operator's ``<node>-read`` StatefulSet with ``replicas`` pods, template untouched.
+
+    ``soft``: what the operator writes instead for a StellarNode with ``podAntiAffinity: Soft``
+    (its ``build_pod_anti_affinity`` and ``build_topology_spread_constraints``): the same term as a
+    preferred anti-affinity of weight 100, and both spreads ``ScheduleAnyway``.
+    """
     statefulset = _load("read-statefulset.yaml")
     statefulset["spec"]["replicas"] = replicas
+    if soft:
+        spec = statefulset["spec"]["template"]["spec"]
+        anti = spec["affinity"]["podAntiAffinity"]
+        (term,) = anti.pop("requiredDuringSchedulingIgnoredDuringExecution")
+        anti["preferredDuringSchedulingIgnoredDuringExecution"] = [
+            {"weight": 100, "podAffinityTerm": term}
+        ]
+        for constraint in spec["topologySpreadConstraints"]:
+            constraint["whenUnsatisfiable"] = "ScheduleAnyway"
     return statefulset
 
 
@@ -89,11 +103,12 @@ async def create_operator_read_pool(
     replicas: int,
     *,
     hpa: bool = True,
+    soft: bool = False,
     annotations: dict[str, str] | None = None,
 ) -> None:
     """The read-pool StatefulSet (and its HPA) as the operator creates them; ``annotations`` are
     added to the StatefulSet's own (the operator puts ``stellar.org/carbon-aware`` there)."""
-    statefulset = read_statefulset(replicas)
+    statefulset = read_statefulset(replicas, soft=soft)
     if annotations:
         statefulset["metadata"].setdefault("annotations", {}).update(annotations)
     await k8s.AppsV1Api(api).create_namespaced_stateful_set(namespace, as_body(statefulset))

@@ -20,9 +20,9 @@ from tests.e2e.carbon_api import CarbonApiThread, custom_api_carbon_env
 from tests.e2e.cluster import ControlPlane
 from tests.e2e.fleet import FakeNode
 from tests.e2e.kube import fresh_namespace, wait_for_pods
+from tests.e2e.operator import READ_POOL_SELECTOR, create_main_pod, create_operator_read_pool
 from tests.e2e.processes import logs_on_failure
 from tests.e2e.services import LocalReporter, LocalWebhook, serve_namespace
-from tests.e2e.workloads import create_read_pool
 from tests.fakes.custom_api import FakeCustomApi, Region
 
 pytestmark = pytest.mark.e2e
@@ -140,8 +140,11 @@ async def test_prometheus_metrics_count_the_read_replicas_and_their_placement(
     regions = {node.name: node.region for node in fake_nodes}
     async with fresh_namespace(kube_api, prefix="stellar-") as namespace:
         await serve_namespace(kube_api, namespace)
-        selector = await create_read_pool(kube_api, namespace, "horizon-read", REPLICAS)
-        pods = await wait_for_pods(kube_api, namespace, selector, count=REPLICAS, timeout=90)
+        await create_main_pod(kube_api, namespace)
+        await create_operator_read_pool(kube_api, namespace, REPLICAS, hpa=False)
+        pods = await wait_for_pods(
+            kube_api, namespace, READ_POOL_SELECTOR, count=REPLICAS, timeout=90
+        )
         in_greenest = sum(regions[pod.spec.node_name] == GREENEST for pod in pods)
 
         counts = eventually(
