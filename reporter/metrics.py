@@ -115,12 +115,21 @@ class ReporterCollector(Collector):
         placement = view.placement
         counts = GaugeMetricFamily(
             "stellar_carbon_read_replicas",
-            "Read-replica pods: all, carbon-aware (annotated), in the greenest eligible region.",
+            "Read-replica pods: all, carbon-aware (annotated), in the greenest eligible region,"
+            " constrained (their own rules limited carbon placement).",
             labels=["state"],
         )
         counts.add_metric(["total"], placement.total)
         counts.add_metric(["carbon_aware"], placement.carbon_aware)
         counts.add_metric(["in_greenest_region"], placement.in_greenest)
+        counts.add_metric(["constrained"], placement.constrained)
+        constrained = GaugeMetricFamily(
+            "stellar_carbon_read_replicas_constrained",
+            "Read-replica pods whose stellar.org/carbon-constraint names this rule.",
+            labels=["constraint"],
+        )
+        for rule, replicas in placement.constraints.items():
+            constrained.add_metric([rule], replicas)
         actual = GaugeMetricFamily(
             "stellar_carbon_read_replica_emissions_gco2eq_per_hour",
             "Estimated emissions of the read replicas where they run, gCO2eq/h.",
@@ -139,7 +148,7 @@ class ReporterCollector(Collector):
             baseline.add_metric([], placement.baseline_g_per_hour)
         if placement.savings_pct is not None:
             savings.add_metric([], placement.savings_pct / 100)
-        yield from (counts, actual, baseline, savings)
+        yield from (counts, constrained, actual, baseline, savings)
 
     def _errors(self) -> Iterator[Metric]:
         errors = CounterMetricFamily(

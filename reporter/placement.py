@@ -11,12 +11,15 @@ and PUE, so
     savings  = (baseline - actual) / baseline
 
 Replicas on nodes whose region has no known intensity are left out of both sums (and counted).
+
+Replicas whose own scheduling rules kept the webhook from restricting them to low-carbon regions
+carry ``stellar.org/carbon-constraint`` (the rules, comma-separated); they are counted per rule.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +30,7 @@ from shared.cluster.pods import pod_role
 from shared.scoring.ranking import rank
 
 RANKING_ANNOTATION = "stellar.org/carbon-ranking"
+CONSTRAINT_ANNOTATION = "stellar.org/carbon-constraint"
 DEFAULT_HORIZON_HOURS = 24
 
 
@@ -47,6 +51,10 @@ class ReplicaPlacement:
     watts: float
     g_per_hour: float | None
     baseline_g_per_hour: float | None
+    constrained: int = 0
+    """Carry ``stellar.org/carbon-constraint``: their own rules limited carbon placement."""
+    constraints: Mapping[str, int] = field(default_factory=dict)
+    """Rule named in that annotation → replicas naming it (a replica may name several)."""
 
     @property
     def savings_pct(self) -> float | None:
@@ -97,13 +105,19 @@ def replica_placement(
     )
     mean_factor = sum(factors.values()) / len(factors) if factors else None
 
-    total = placed = aware = in_greenest = accounted = 0
+    total = placed = aware = in_greenest = accounted = constrained = 0
+    constraints: dict[str, int] = {}
     watts = actual = baseline = 0.0
     for pod in pods:
         if pod_role(pod.labels) != READ_REPLICA:
             continue
         total += 1
         aware += RANKING_ANNOTATION in pod.annotations
+        rules = pod.annotations.get(CONSTRAINT_ANNOTATION)
+        if rules is not None:
+            constrained += 1
+            for rule in {r.strip() for r in rules.split(",")} - {""}:
+                constraints[rule] = constraints.get(rule, 0) + 1
         node = by_name.get(pod.node_name) if pod.node_name else None
         if node is None:
             continue
@@ -128,6 +142,8 @@ def replica_placement(
         watts=watts,
         g_per_hour=actual if accounted else None,
         baseline_g_per_hour=baseline if accounted else None,
+        constrained=constrained,
+        constraints=dict(sorted(constraints.items())),
     )
 
 
@@ -137,6 +153,8 @@ def placement_json(placement: ReplicaPlacement) -> dict[str, Any]:
         "total": placement.total,
         "placed": placement.placed,
         "carbonAware": placement.carbon_aware,
+        "constrained": placement.constrained,
+        "constraints": dict(placement.constraints),
         "inGreenestRegion": placement.in_greenest,
         "greenestRegions": list(placement.greenest_regions),
         "eligibleRegions": list(placement.eligible_regions),

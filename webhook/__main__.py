@@ -2,9 +2,9 @@
 
 Startup order: settings (logged once), the health site (so liveness answers while the rest
 starts; readiness stays false), the serving certificate (fail fast when it is missing), the node
-inventory, the first carbon refresh, the StatefulSet, namespace and pod watches (on a cluster),
-then the HTTPS site. Shutdown stops accepting, lets in-flight reviews finish, then stops the
-background tasks.
+inventory, the first carbon refresh, the StatefulSet, namespace and pod watches (on a cluster)
+with the check for restricted pods left unschedulable, then the HTTPS site. Shutdown stops
+accepting, lets in-flight reviews finish, then stops the background tasks.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import signal
 import ssl
 import sys
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 
 from aiohttp import web
 from kubernetes_asyncio.client import ApiClient
@@ -28,6 +29,7 @@ from shared.cluster.workloads import EMPTY, Workloads
 from shared.core.backoff import Backoff
 from shared.core.clock import utcnow
 from shared.core.errors import ConfigError
+from shared.core.tasks import cancel_and_wait
 from shared.factory import CarbonRuntime, build_runtime
 from shared.settings import CarbonSettings
 from webhook.app import create_app, create_health_app
@@ -35,6 +37,7 @@ from webhook.errors import CertificateError, WebhookError
 from webhook.metrics import WebhookMetrics
 from webhook.rotation import SelfManagedCertificates
 from webhook.settings import InventorySource, TlsMode, WebhookSettings
+from webhook.stranded import StrandedPods
 from webhook.tls import CertificateFiles, server_context
 
 logger = logging.getLogger("webhook")
@@ -90,6 +93,7 @@ async def serve(
         inventory = _inventory(settings, carbon, api, runtime)
         metrics = WebhookMetrics()
         serving = asyncio.Event()
+        workloads = _workloads(settings, api)
 
         health = create_health_app(
             snapshot_source=lambda: refresher.snapshot,
@@ -97,6 +101,7 @@ async def serve(
             clock=clock,
             metrics=metrics,
             serving=serving.is_set,
+            watches=workloads.stats if workloads is not None else tuple,
         )
         await stack.enter_async_context(
             _site(health, settings.bind_address, settings.health_port, settings)
@@ -128,11 +133,20 @@ async def serve(
 
         stack.push_async_callback(inventory.stop)
         await runtime.follow(inventory)
-        workloads = _workloads(settings, api)
         if workloads is not None:
             # Not waited for: until listed, read pools get preferred terms only.
             await workloads.start()
             stack.push_async_callback(workloads.stop)
+            stranded = StrandedPods(
+                _state(workloads),
+                grace=timedelta(seconds=settings.unschedulable_grace),
+                # The pods' conditions follow real time even when carbon data is pinned.
+                clock=utcnow,
+                gauge=metrics.restricted_unschedulable,
+                counter=metrics.restricted_stranded,
+            )
+            checking = asyncio.create_task(stranded.run(), name="restricted-pods")
+            stack.push_async_callback(cancel_and_wait, checking)
 
         app = create_app(
             settings,

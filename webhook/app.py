@@ -24,7 +24,7 @@ from shared.scoring.ranking import DEFAULT_HORIZON_HOURS
 from webhook.admission import Placement, admit
 from webhook.decisions import DecisionCache
 from webhook.errors import BadReview
-from webhook.metrics import WebhookMetrics
+from webhook.metrics import WatchSource, WebhookMetrics
 from webhook.review import encode_review, parse_review
 from webhook.settings import WebhookSettings
 
@@ -41,6 +41,7 @@ _CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 _PLACEMENT = web.AppKey("placement", Placement)
 _DECISIONS = web.AppKey("decisions", DecisionCache)
 _SERVING: web.AppKey[Callable[[], bool]] = web.AppKey("serving")
+_WATCHES: web.AppKey[WatchSource] = web.AppKey("watches")
 METRICS = web.AppKey("metrics", WebhookMetrics)
 
 
@@ -81,18 +82,22 @@ def create_health_app(
     clock: Clock,
     metrics: WebhookMetrics,
     serving: Callable[[], bool] = lambda: True,
+    watches: WatchSource = tuple,
 ) -> web.Application:
     """``/healthz``, ``/readyz`` and ``/metrics`` on plain HTTP, for probes and Prometheus.
 
     ``serving`` tells whether the HTTPS site accepts connections yet: the health site starts
     first, and a replica must not be ready (and get traffic) before ``/mutate`` answers.
+    ``watches`` gives the workload watches (``KubeWorkloads.stats``; none without a cluster):
+    a replica is ready once each has listed, since read pools get preferred terms only before.
     """
-    metrics.bind(snapshot_source=snapshot_source, inventory=inventory, clock=clock)
+    metrics.bind(snapshot_source=snapshot_source, inventory=inventory, clock=clock, watches=watches)
     app = web.Application()
     app[_SNAPSHOT_SOURCE] = snapshot_source
     app[_INVENTORY] = inventory
     app[METRICS] = metrics
     app[_SERVING] = serving
+    app[_WATCHES] = watches
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
@@ -144,6 +149,13 @@ async def _readyz(request: web.Request) -> web.Response:
         reasons.append("HTTPS site not serving yet")
     if not request.app[_INVENTORY].synced:
         reasons.append("node inventory not synced yet")
+    try:
+        waiting = [w.resource for w in request.app[_WATCHES]() if not w.synced]
+    except Exception:
+        logger.exception("cannot read the workload watches")
+        waiting = ["unreadable"]
+    if waiting:
+        reasons.append(f"workload watches not synced yet: {', '.join(waiting)}")
     try:
         if request.app[_SNAPSHOT_SOURCE]().empty:
             reasons.append("no carbon data yet")

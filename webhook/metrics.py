@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from shared.carbon.snapshot import CarbonSnapshot
 from shared.cluster.inventory import Inventory
+from shared.cluster.workloads import WatchStats
 from shared.core.clock import Clock
+
+WatchSource = Callable[[], Sequence[WatchStats]]
+"""The workload watches' state (``KubeWorkloads.stats``); empty when there are none."""
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +30,8 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 
 
 class WebhookMetrics:
-    """Admission outcomes and latency, bad requests, carbon data age and inventory size."""
+    """Admission outcomes and latency, bad requests, carbon data age, inventory and workload
+    watch sizes, and restricted pods left unschedulable."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
@@ -56,6 +64,20 @@ class WebhookMetrics:
             "Nodes in the inventory the webhook checks eligibility against.",
             registry=self.registry,
         )
+        self.restricted_unschedulable = Gauge(
+            "stellar_carbon_webhook_restricted_pods_unschedulable",
+            "Unbound pods the webhook restricted to a required region set, unschedulable for"
+            " longer than the grace period now.",
+            registry=self.registry,
+        )
+        self.restricted_stranded = Counter(
+            "stellar_carbon_webhook_restricted_pods_stranded",
+            "Pods the webhook restricted to a required region set that were ever unschedulable"
+            " for longer than the grace period (each pod counted once).",
+            registry=self.registry,
+        )
+        self._watches = _WatchCollector()
+        self.registry.register(self._watches)
         self.certificate_reloads = Counter(
             "stellar_carbon_webhook_certificate_reloads",
             "Serving certificates installed after startup (file change or rotation).",
@@ -68,8 +90,10 @@ class WebhookMetrics:
         snapshot_source: Callable[[], CarbonSnapshot],
         inventory: Inventory,
         clock: Clock,
+        watches: WatchSource = tuple,
     ) -> None:
         """Compute the state gauges from these sources at every scrape."""
+        self._watches.source = watches
 
         def carbon_age() -> float:
             try:
@@ -88,6 +112,10 @@ class WebhookMetrics:
         self.carbon_data_age.set_function(carbon_age)
         self.inventory_nodes.set_function(nodes)
 
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        """One sample of the registry, for tests and debugging."""
+        return self.registry.get_sample_value(name, labels or {})
+
     def observe(self, outcome: str, seconds: float) -> None:
         counter = self._outcomes.get(outcome)
         if counter is None:
@@ -104,3 +132,43 @@ class WebhookMetrics:
             "stellar_carbon_webhook_admissions_total", {"outcome": outcome}
         )
         return value or 0.0
+
+
+class _WatchCollector(Collector):
+    """Objects kept by each workload watch and seconds since it last heard from the API server."""
+
+    def __init__(self) -> None:
+        self.source: WatchSource = tuple
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        objects = GaugeMetricFamily(
+            "stellar_carbon_webhook_workload_objects",
+            "Objects each workload watch keeps (StatefulSets, namespaces, bound and restricted"
+            " pods).",
+            labels=["resource"],
+        )
+        age = GaugeMetricFamily(
+            "stellar_carbon_webhook_workload_watch_age_seconds",
+            "Seconds since each workload watch last listed or received an event, bookmarks"
+            " included (NaN before its first list).",
+            labels=["resource"],
+        )
+        try:
+            stats = self.source()
+        except Exception:
+            logger.exception("cannot read the workload watches")
+            stats = ()
+        now = time.monotonic()
+        for watch in stats:
+            objects.add_metric([watch.resource], watch.objects)
+            heard = math.nan if watch.heard_at is None else now - watch.heard_at
+            age.add_metric([watch.resource], heard)
+        yield objects
+        yield age
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Described without collecting, so registering never reads a source not bound yet.
+        yield GaugeMetricFamily("stellar_carbon_webhook_workload_objects", "", labels=["resource"])
+        yield GaugeMetricFamily(
+            "stellar_carbon_webhook_workload_watch_age_seconds", "", labels=["resource"]
+        )

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from shared.cluster.workloads import REQUIRED_REGIONS_ANNOTATION
 from shared.core.clock import rfc3339
 from shared.core.shapes import array_reader, object_reader
 from shared.scoring.ranking import PreferenceTerm, Ranking
@@ -63,9 +64,10 @@ def mutate(
 
     ``terms`` become preferred node-affinity terms on ``region_key``. Under ``Policy.REQUIRE`` a
     non-empty ``low_carbon`` (regions the caller checked have schedulable eligible nodes) also
-    becomes a required constraint. A pod that already carries the decision annotations, or all of
-    the terms this call would add, yields no patch: the mutation is idempotent. ``annotations``
-    are ``decision_annotations(ranking, now)`` when the caller has the texts at hand already.
+    becomes a required constraint, recorded in ``stellar.org/carbon-required-regions``. A pod
+    that already carries the decision annotations, or all of the terms this call would add,
+    yields no patch: the mutation is idempotent. ``annotations`` are
+    ``decision_annotations(ranking, now)`` when the caller has the texts at hand already.
     """
     if already_decided(pod) or not ranking.scores:
         return []
@@ -82,6 +84,12 @@ def mutate(
     ops = _affinity_ops(pod, our_terms, requirement)
     if annotations is None:
         annotations = decision_annotations(ranking, now)
+    if requirement is not None:
+        # Says the pod is restricted, so a pod the set leaves Pending can be told apart later.
+        annotations = {
+            **annotations,
+            REQUIRED_REGIONS_ANNOTATION: ",".join(requirement["values"]),
+        }
     ops.extend(_annotation_ops(pod, annotations))
     return ops
 
@@ -213,7 +221,9 @@ def _annotation_path(key: str) -> str:
     return f"/metadata/annotations/{pointer_token(key)}"
 
 
-_ANNOTATION_PATHS = {key: _annotation_path(key) for key in DECISION_ANNOTATIONS}
+_ANNOTATION_PATHS = {
+    key: _annotation_path(key) for key in (*DECISION_ANNOTATIONS, REQUIRED_REGIONS_ANNOTATION)
+}
 
 
 def _add(path: str, value: Any) -> JsonPatchOp:

@@ -102,6 +102,10 @@ class WebhookSettings(EnvSettings):
     low_carbon_fraction: Annotated[float, values.number(low=0.0)] = 0.10
     """Under ``require``, regions within this fraction of the greenest expected intensity."""
 
+    unschedulable_grace: Annotated[float, values.number(low=0.0)] = 60.0
+    """Seconds a pod restricted to a required region set may stay unschedulable before it is
+    reported (a metric and one warning); the scheduler retries for a while, so not at once."""
+
     inventory: Annotated[InventorySource, values.choice(InventorySource)] = (
         InventorySource.KUBERNETES
     )

@@ -3,13 +3,16 @@
 Pure values and the readers that build them from manifests. ``Workloads`` is one immutable
 snapshot of all three, with the derived views a read-pool decision asks for (the pods bound in a
 namespace, the resources requested on a node) computed once per snapshot rather than once per
-admission. ``shared.cluster.kube.workloads`` keeps a snapshot current by list + watch.
+admission. It also holds the unbound pods the webhook restricted to a required region set
+(``RestrictedPod``), so a pod that such a set left unschedulable can be noticed.
+``shared.cluster.kube.workloads`` keeps a snapshot current by list + watch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -17,6 +20,8 @@ from shared.cluster.manifest import ManifestError, mapping, object_name, sequenc
 from shared.cluster.quantities import parse_quantity_bytes, parse_quantity_cpu
 
 CARBON_AWARE_ANNOTATION = "stellar.org/carbon-aware"
+REQUIRED_REGIONS_ANNOTATION = "stellar.org/carbon-required-regions"
+"""Written by the webhook when it adds a required region set: the regions, comma-separated."""
 _DONE_PHASES = frozenset({"Succeeded", "Failed"})
 
 
@@ -57,6 +62,21 @@ class BoundPod:
     labels: Mapping[str, str]
     cpu_millis: int = 0
     memory_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RestrictedPod:
+    """A pod not bound (and not finished) that the webhook restricted to a required region set."""
+
+    namespace: str
+    name: str
+    uid: str
+    required_regions: tuple[str, ...]
+    """From ``stellar.org/carbon-required-regions``."""
+    unschedulable: bool = False
+    """``PodScheduled`` is ``False`` with reason ``Unschedulable``: no node passes its filters."""
+    unschedulable_since: datetime | None = None
+    """That condition's ``lastTransitionTime``, when it has one."""
 
 
 def statefulset_from_manifest(obj: Mapping[str, Any]) -> StatefulSetInfo:
@@ -119,6 +139,55 @@ def bound_pod_from_manifest(obj: Mapping[str, Any]) -> BoundPod | None:
     )
 
 
+def watched_pod_from_manifest(obj: Mapping[str, Any]) -> BoundPod | RestrictedPod | None:
+    """What the pod watch keeps of a pod: a ``BoundPod``, a ``RestrictedPod``, or nothing.
+
+    Raises ``ManifestError`` on a pod that cannot be read."""
+    bound = bound_pod_from_manifest(obj)
+    if bound is not None:
+        return bound
+    metadata = mapping(mapping(obj, "pod").get("metadata"), "metadata")
+    annotations = metadata.get("annotations")
+    if not isinstance(annotations, Mapping) or REQUIRED_REGIONS_ANNOTATION not in annotations:
+        return None
+    name = object_name(metadata, "pod")
+    namespace = _namespace(metadata, name)
+    where = f"pod {namespace}/{name}"
+    spec = mapping(obj.get("spec"), f"{where}: spec")
+    status = mapping(obj.get("status"), f"{where}: status")
+    if spec.get("nodeName") or status.get("phase") in _DONE_PHASES:
+        return None
+    regions = string_map(annotations, f"{where}: metadata.annotations")[REQUIRED_REGIONS_ANNOTATION]
+    uid = metadata.get("uid")
+    unschedulable, since = _unschedulable(status, where)
+    return RestrictedPod(
+        namespace=namespace,
+        name=name,
+        uid=uid if isinstance(uid, str) else "",
+        required_regions=tuple(r for r in regions.split(",") if r),
+        unschedulable=unschedulable,
+        unschedulable_since=since,
+    )
+
+
+def _unschedulable(status: Mapping[str, Any], where: str) -> tuple[bool, datetime | None]:
+    for i, raw in enumerate(sequence(status.get("conditions"), f"{where}: status.conditions")):
+        condition = mapping(raw, f"{where}: status.conditions[{i}]")
+        if condition.get("type") != "PodScheduled":
+            continue
+        if condition.get("status") != "False" or condition.get("reason") != "Unschedulable":
+            return False, None
+        changed = condition.get("lastTransitionTime")
+        try:
+            since = datetime.fromisoformat(changed) if isinstance(changed, str) else None
+        except ValueError:
+            since = None  # the time is a detail; the condition itself is what counts
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        return True, since
+    return False, None
+
+
 def _namespace(metadata: Mapping[str, Any], name: str) -> str:
     namespace = metadata.get("namespace") or "default"
     if not isinstance(namespace, str):
@@ -172,7 +241,8 @@ class Workloads:
     """One immutable view of StatefulSets, namespaces and bound pods, with derived indexes.
 
     ``synced`` is False until every source has listed once; a decision that needs this state
-    then knows it is looking at a partial picture.
+    then knows it is looking at a partial picture. ``restricted`` holds the unbound pods the
+    webhook restricted to a required region set; decisions do not read it.
     """
 
     statefulsets: Mapping[tuple[str, str], StatefulSetInfo] = field(
@@ -181,6 +251,9 @@ class Workloads:
     namespaces: Mapping[str, NamespaceInfo] = field(default_factory=lambda: MappingProxyType({}))
     pods: Mapping[tuple[str, str], BoundPod] = field(default_factory=lambda: MappingProxyType({}))
     synced: bool = True
+    restricted: Mapping[tuple[str, str], RestrictedPod] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     _by_namespace: Mapping[str, tuple[BoundPod, ...]] = field(init=False, repr=False)
     _by_node: Mapping[str, Requested] = field(init=False, repr=False)
 
@@ -205,6 +278,19 @@ class Workloads:
     def requested_on(self, node: str) -> Requested:
         """Resources the pods bound to ``node`` request."""
         return self._by_node.get(node, _NOTHING)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchStats:
+    """One list + watch loop as health checks and metrics see it."""
+
+    resource: str
+    objects: int
+    """Objects it keeps."""
+    synced: bool
+    """It has listed at least once."""
+    heard_at: float | None
+    """``time.monotonic()`` of its last list or watch event; None before the first list."""
 
 
 EMPTY = Workloads()

@@ -57,6 +57,8 @@ def webhook_env(
         "STELLAR_CARBON_WEBHOOK_SECRET_NAMESPACE": secret_namespace,
         "STELLAR_CARBON_WEBHOOK_SERVICE_NAMESPACE": secret_namespace,
         "STELLAR_CARBON_WEBHOOK_CONFIG_NAME": config_name,
+        # Short, so a restricted pod left Pending is reported within a test's patience.
+        "STELLAR_CARBON_WEBHOOK_UNSCHEDULABLE_GRACE": "2",
         **carbon,
     }
 
@@ -259,6 +261,10 @@ class LocalWebhook(_Lifetime):
             for (name, labels), value in metric_samples(f"{self.health_url}/metrics").items()
             if name == "stellar_carbon_webhook_admissions_total"
         }
+
+    def metric(self, name: str) -> float:
+        """One unlabelled sample from ``/metrics`` (0 when absent)."""
+        return metric_samples(f"{self.health_url}/metrics").get((name, frozenset()), 0.0)
 
     def close(self) -> None:
         if self.service is not None:

@@ -12,6 +12,7 @@ shared webhook (the last test restarts it).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -338,6 +339,37 @@ async def test_require_policy_restricts_replicas_to_the_low_carbon_regions_keepi
         assert pod_annotations(pod)[RANKING] == EXPECTED_RANKING
     placed = regions_of(pods, fake_nodes)
     assert set(placed.values()) <= set(LOW_CARBON), placed
+
+
+async def test_a_restricted_pod_the_scheduler_cannot_place_is_reported(
+    kube_api: k8s.ApiClient, carbon_namespace: str, webhook: LocalWebhook
+) -> None:
+    # The webhook's required set ignores requests outside read pools; no node has 500 cores.
+    container = stellar_core_container()
+    container["resources"] = {"requests": {"cpu": "500"}}
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "too-big-read",
+            "labels": dict(READ_REPLICA),
+            "annotations": {"stellar.org/carbon-policy": "require"},
+        },
+        "spec": {"containers": [container]},
+    }
+    before = webhook.metric("stellar_carbon_webhook_restricted_pods_stranded_total")
+    created = await k8s.CoreV1Api(kube_api).create_namespaced_pod(
+        carbon_namespace, as_body(manifest)
+    )
+    assert pod_annotations(created)["stellar.org/carbon-required-regions"] == ",".join(
+        sorted(REQUIRE_ALLOWED)
+    )
+
+    deadline = asyncio.get_running_loop().time() + 60
+    while webhook.metric("stellar_carbon_webhook_restricted_pods_stranded_total") <= before:
+        assert asyncio.get_running_loop().time() < deadline, "never reported"
+        await asyncio.sleep(0.5)
+    assert webhook.metric("stellar_carbon_webhook_restricted_pods_unschedulable") >= 1
 
 
 async def test_during_a_carbon_api_outage_pods_are_placed_on_stale_then_static_data(

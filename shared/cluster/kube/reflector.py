@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -79,6 +80,8 @@ class Reflector(Generic[K, V]):
         self._view: Mapping[K, V] | None = None
         self.synced = asyncio.Event()
         self.last_error: str | None = None
+        self.heard_at: float | None = None
+        """``time.monotonic()`` of the last list or watch event (bookmarks included)."""
 
     @property
     def items(self) -> Mapping[K, V]:
@@ -170,6 +173,7 @@ class Reflector(Generic[K, V]):
         self._items = items
         self._view = None
         self.last_error = None
+        self.heard_at = time.monotonic()
         self.synced.set()
         logger.info("%s: listed %d at resourceVersion %s", self.kind, len(items), version)
         if changed:
@@ -223,6 +227,7 @@ class Reflector(Generic[K, V]):
             if code == 410:
                 raise _Gone
             raise KubeApiError(code if isinstance(code, int) else 0, str(raw.get("message", "")))
+        self.heard_at = time.monotonic()
         metadata = raw.get("metadata")
         if isinstance(metadata, Mapping) and metadata.get("resourceVersion"):
             version = str(metadata["resourceVersion"])

@@ -2,7 +2,8 @@
 
 ``KubeWorkloads`` runs one ``Reflector`` per resource and hands out a ``Workloads`` snapshot,
 rebuilt at most once per change, so the admission path reads it synchronously and never calls
-the API server.
+the API server. The pod watch also keeps the unbound pods the webhook restricted to a required
+region set (``RestrictedPod``), which the snapshot holds apart from the bound ones.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import random
 from collections.abc import Mapping
 from functools import partial
+from types import MappingProxyType
 from typing import Any
 
 from kubernetes_asyncio.client import ApiClient, AppsV1Api, CoreV1Api
@@ -21,11 +23,13 @@ from shared.cluster.kube.reflector import Reflector, WatchSettings
 from shared.cluster.workloads import (
     BoundPod,
     NamespaceInfo,
+    RestrictedPod,
     StatefulSetInfo,
+    WatchStats,
     Workloads,
-    bound_pod_from_manifest,
     namespace_from_manifest,
     statefulset_from_manifest,
+    watched_pod_from_manifest,
 )
 from shared.core.tasks import cancel_and_wait
 
@@ -51,7 +55,8 @@ def _name_key(raw: Mapping[str, Any]) -> str | None:
 
 
 class KubeWorkloads:
-    """Every StatefulSet, namespace and bound pod of the cluster, kept current in the background.
+    """Every StatefulSet, namespace and bound pod of the cluster, kept current in the background,
+    and the unbound pods the webhook restricted to a required region set.
 
     Every pod is watched, not only Stellar ones: the free room of a node counts all the pods
     bound to it. The ``ApiClient`` belongs to the caller, who closes it after ``stop()``.
@@ -86,11 +91,11 @@ class KubeWorkloads:
             settings,
             rng,
         )
-        self._pods: Reflector[tuple[str, str], BoundPod] = Reflector(
-            "bound-pods",
+        self._pods: Reflector[tuple[str, str], BoundPod | RestrictedPod] = Reflector(
+            "pods",
             partial(call_raw, core.list_pod_for_all_namespaces),
             _namespaced_key,
-            bound_pod_from_manifest,
+            watched_pod_from_manifest,
             _ignore,
             settings,
             rng,
@@ -108,12 +113,33 @@ class KubeWorkloads:
         key = (statefulsets, namespaces, pods, self.synced)
         built = self._built
         if built is None or any(a is not b for a, b in zip(built[0], key, strict=True)):
-            built = self._built = (key, Workloads(statefulsets, namespaces, pods, synced=key[3]))
+            bound: dict[tuple[str, str], BoundPod] = {}
+            restricted: dict[tuple[str, str], RestrictedPod] = {}
+            for pod_key, pod in pods.items():
+                if isinstance(pod, BoundPod):
+                    bound[pod_key] = pod
+                else:
+                    restricted[pod_key] = pod
+            state = Workloads(
+                statefulsets,
+                namespaces,
+                MappingProxyType(bound),
+                synced=key[3],
+                restricted=MappingProxyType(restricted),
+            )
+            built = self._built = (key, state)
         return built[1]
 
     @property
     def synced(self) -> bool:
         return all(r.synced.is_set() for r in self._reflectors())
+
+    def stats(self) -> tuple[WatchStats, ...]:
+        """Size, sync and last event of each watch, for readiness and metrics."""
+        return tuple(
+            WatchStats(r.kind, len(r.items), r.synced.is_set(), r.heard_at)
+            for r in self._reflectors()
+        )
 
     @property
     def last_error(self) -> str | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from shared.cluster.kube import KubeWorkloads, WatchSettings
-from shared.cluster.workloads import Requested
+from shared.cluster.workloads import Requested, RestrictedPod
 from tests.fakes.kube_api import WAIT, FakeKubeApi, namespace, pod
 
 FAST = WatchSettings(
@@ -110,3 +112,68 @@ async def test_finished_pods_free_their_room(fake: FakeKubeApi, workloads: KubeW
 
     await until(lambda: len(workloads.state.pods) == 1)
     assert workloads.state.requested_on("node-a") == Requested(cpu_millis=500)
+
+
+def restricted(
+    name: str, *, unschedulable_since: str | None = None, node_name: str | None = None
+) -> dict[str, Any]:
+    manifest = pod(name, node_name=node_name, **{"stellar.org/role": "read-replica"})
+    manifest["metadata"]["uid"] = f"uid-{name}"
+    manifest["metadata"]["annotations"] = {
+        "stellar.org/carbon-required-regions": "eu-north-1,us-west-2"
+    }
+    if unschedulable_since is not None:
+        manifest["status"]["conditions"] = [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "lastTransitionTime": unschedulable_since,
+            }
+        ]
+    return manifest
+
+
+async def test_unbound_restricted_pods_are_kept_apart_from_bound_ones(
+    fake: FakeKubeApi, workloads: KubeWorkloads
+) -> None:
+    await fake.put("pods", restricted("waiting", unschedulable_since="2026-11-26T12:00:00Z"))
+    await fake.put("pods", restricted("fresh"))
+    await fake.put("pods", pod("unrestricted-pending"))
+    assert await workloads.wait_synced(WAIT)
+    await until(lambda: len(workloads.state.restricted) == 2)
+
+    waiting = workloads.state.restricted[("stellar", "waiting")]
+    assert waiting == RestrictedPod(
+        namespace="stellar",
+        name="waiting",
+        uid="uid-waiting",
+        required_regions=("eu-north-1", "us-west-2"),
+        unschedulable=True,
+        unschedulable_since=datetime(2026, 11, 26, 12, tzinfo=UTC),
+    )
+    assert not workloads.state.restricted[("stellar", "fresh")].unschedulable
+    assert not workloads.state.pods
+
+    await fake.put("pods", restricted("waiting", node_name="node-a"))
+    await until(lambda: ("stellar", "waiting") in workloads.state.pods)
+    assert ("stellar", "waiting") not in workloads.state.restricted
+    assert [p.name for p in workloads.state.bound_in("stellar")] == ["waiting"]
+
+
+async def test_stats_give_each_watch_its_size_and_last_event(
+    fake: FakeKubeApi, workloads: KubeWorkloads
+) -> None:
+    before = time.monotonic()
+    await fake.put("pods", pod("bound", node_name="node-a"))
+    await fake.put("namespaces", namespace("stellar"))
+    assert await workloads.wait_synced(WAIT)
+    await until(lambda: len(workloads.state.pods) == 1)
+
+    stats = {s.resource: s for s in workloads.stats()}
+    assert {r: (s.objects, s.synced) for r, s in stats.items()} == {
+        "statefulsets": (0, True),
+        "namespaces": (1, True),
+        "pods": (1, True),
+    }
+    assert all(s.heard_at is not None and s.heard_at >= before for s in stats.values())

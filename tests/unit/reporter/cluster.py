@@ -117,10 +117,13 @@ def pod(
     namespace: str = "stellar",
     cpu_millis: int = 1000,
     carbon_aware: bool = False,
+    constraint: str | None = None,
 ) -> PodInfo:
     annotations = (
         {"stellar.org/carbon-ranking": "us-west-2=100,eu-west-1=200"} if carbon_aware else {}
     )
+    if constraint is not None:
+        annotations["stellar.org/carbon-constraint"] = constraint
     return PodInfo(
         namespace=namespace,
         name=name,

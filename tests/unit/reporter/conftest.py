@@ -54,7 +54,12 @@ def demo_cluster() -> Cluster:
         pod("validator-0", "aws-euw1-a", role="validator"),
         pod("horizon-0", "gcp-euw1-a", role="horizon"),
         pod("read-0", "aws-usw2-a", carbon_aware=True),
-        pod("read-1", "aws-usw2-b", carbon_aware=True),
+        pod(
+            "read-1",
+            "aws-usw2-b",
+            carbon_aware=True,
+            constraint="topologySpread:topology.kubernetes.io/zone",
+        ),
         pod("read-2", "aws-euw1-a"),
     ]
     return Cluster(nodes, pods)

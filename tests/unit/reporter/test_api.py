@@ -47,6 +47,8 @@ async def test_metrics_add_up_every_node_and_report_read_replica_savings(
     replicas = body["readReplicas"]
     assert replicas["total"] == 3
     assert replicas["carbonAware"] == 2
+    assert replicas["constrained"] == 1
+    assert replicas["constraints"] == {"topologySpread:topology.kubernetes.io/zone": 1}
     # us-west-2 has the lowest expected intensity over 24 h (current 120, forecast down to 90).
     assert replicas["greenestRegions"] == ["us-west-2"]
     assert replicas["inGreenestRegion"] == 2

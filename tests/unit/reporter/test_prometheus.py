@@ -61,6 +61,9 @@ async def test_savings_data_age_and_provider_errors_are_exported(
     found = await scrape(client)
     assert found[("stellar_carbon_read_replicas", (("state", "total"),))] == 3
     assert found[("stellar_carbon_read_replicas", (("state", "carbon_aware"),))] == 2
+    assert found[("stellar_carbon_read_replicas", (("state", "constrained"),))] == 1
+    rule = (("constraint", "topologySpread:topology.kubernetes.io/zone"),)
+    assert found[("stellar_carbon_read_replicas_constrained", rule)] == 1
     assert ("stellar_carbon_read_replica_savings_ratio", ()) in found
     assert found[("stellar_carbon_region_data_age_seconds", (("region", "us-west-2"),))] == 1800
     key = (

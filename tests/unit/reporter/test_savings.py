@@ -92,3 +92,25 @@ def test_regions_tied_for_greenest_all_count_as_the_greenest() -> None:
     placement = place([pod("a", "g"), pod("b", "m")], carbon_snapshot=data)
     assert placement.greenest_regions == ("green-1", "mid-1")
     assert placement.in_greenest == 2
+
+
+def test_replicas_limited_by_their_own_rules_are_counted_per_rule() -> None:
+    placement = place(
+        [
+            pod("a", "g", carbon_aware=True, constraint="podAntiAffinity:kubernetes.io/hostname"),
+            pod(
+                "b",
+                None,
+                carbon_aware=True,
+                constraint="topologySpread:topology.kubernetes.io/zone,"
+                "podAntiAffinity:kubernetes.io/hostname",
+            ),
+            pod("c", "m", carbon_aware=True),
+            pod("v", "m", role="validator", constraint="resources"),
+        ]
+    )
+    assert placement.constrained == 2
+    assert placement.constraints == {
+        "podAntiAffinity:kubernetes.io/hostname": 2,
+        "topologySpread:topology.kubernetes.io/zone": 1,
+    }

@@ -289,3 +289,51 @@ async def test_metrics_expose_outcomes_latency_data_age_and_nodes(webhook: Webho
     # The test clock and the snapshot are both pinned to the same instant.
     assert "stellar_carbon_webhook_carbon_data_age_seconds 0.0" in text
     assert "stellar_carbon_webhook_inventory_nodes 4.0" in text
+
+
+async def test_readyz_waits_for_the_workload_watches_and_metrics_show_them() -> None:
+    import time
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from shared.cluster.workloads import WatchStats
+    from shared.core.clock import utcnow
+    from webhook.app import create_health_app
+    from webhook.metrics import WebhookMetrics
+
+    now = time.monotonic()
+    watches = [
+        WatchStats("statefulsets", 2, True, now - 5),
+        WatchStats("namespaces", 0, False, None),
+        WatchStats("pods", 0, False, None),
+    ]
+    app = create_health_app(
+        snapshot_source=lambda: snapshot(THREE_REGIONS),
+        inventory=StaticInventory(),
+        clock=utcnow,
+        metrics=WebhookMetrics(),
+        watches=lambda: watches,
+    )
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/readyz")
+        assert response.status == 503
+        assert await response.json() == {
+            "ready": False,
+            "reasons": ["workload watches not synced yet: namespaces, pods"],
+        }
+        watches[1:] = [WatchStats("namespaces", 3, True, now), WatchStats("pods", 7, True, now)]
+        response = await client.get("/readyz")
+        assert response.status == 200
+        text = await (await client.get("/metrics")).text()
+
+    assert 'stellar_carbon_webhook_workload_objects{resource="statefulsets"} 2.0' in text
+    assert 'stellar_carbon_webhook_workload_objects{resource="pods"} 7.0' in text
+    ages = {
+        line.split("{")[1].split('"')[1]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("stellar_carbon_webhook_workload_watch_age_seconds{")
+    }
+    assert ages.keys() == {"statefulsets", "namespaces", "pods"}
+    assert ages["statefulsets"] >= 5.0
+    assert "stellar_carbon_webhook_restricted_pods_unschedulable 0.0" in text
+    assert "stellar_carbon_webhook_restricted_pods_stranded_total 0.0" in text

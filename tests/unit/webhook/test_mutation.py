@@ -72,6 +72,12 @@ def annotation_ops() -> list[dict[str, Any]]:
 
 
 NO_ANNOTATIONS = [add("/metadata/annotations", ANNOTATIONS)]
+REQUIRED_ANNOTATIONS = [
+    add(
+        "/metadata/annotations",
+        {**ANNOTATIONS, "stellar.org/carbon-required-regions": "us-west-2"},
+    )
+]
 
 PREFER_CASES = [
     pytest.param(
@@ -194,7 +200,7 @@ REQUIRE_CASES = [
                     }
                 },
             ),
-            *NO_ANNOTATIONS,
+            *REQUIRED_ANNOTATIONS,
         ],
         id="no affinity: one new required term",
     ),
@@ -204,7 +210,7 @@ REQUIRE_CASES = [
             add(f"{NA}/{PREFERRED}/-", T100),
             add(f"{NA}/{PREFERRED}/-", T43),
             add(f"{NA}/{REQUIRED}", {"nodeSelectorTerms": [{"matchExpressions": [REQUIRE_LOW]}]}),
-            *NO_ANNOTATIONS,
+            *REQUIRED_ANNOTATIONS,
         ],
         id="preferred only: required added next to it",
     ),
@@ -218,7 +224,7 @@ REQUIRE_CASES = [
             add(f"{NA}/{PREFERRED}", OURS),
             add(f"{NA}/{REQUIRED}/nodeSelectorTerms/0/matchExpressions/-", REQUIRE_LOW),
             add(f"{NA}/{REQUIRED}/nodeSelectorTerms/1/matchExpressions", [REQUIRE_LOW]),
-            *NO_ANNOTATIONS,
+            *REQUIRED_ANNOTATIONS,
         ],
         id="OR-ed required terms: AND-ed into every one",
     ),
@@ -227,7 +233,7 @@ REQUIRE_CASES = [
         [
             add(f"{NA}/{PREFERRED}", OURS),
             add(f"{NA}/{REQUIRED}/nodeSelectorTerms", [{"matchExpressions": [REQUIRE_LOW]}]),
-            *NO_ANNOTATIONS,
+            *REQUIRED_ANNOTATIONS,
         ],
         id="required without terms: terms created",
     ),
@@ -236,7 +242,7 @@ REQUIRE_CASES = [
         [
             add(f"{NA}/{PREFERRED}", OURS),
             add(f"{NA}/{REQUIRED}", {"nodeSelectorTerms": [{"matchExpressions": [REQUIRE_LOW]}]}),
-            *NO_ANNOTATIONS,
+            *REQUIRED_ANNOTATIONS,
         ],
         id="null required is treated as absent",
     ),
