@@ -43,7 +43,14 @@ logger = logging.getLogger(__name__)
 
 KUBERNETES_VERSION: Final = "v1.36.3"
 BUILD_SCRIPT: Final = Path(__file__).resolve().parent / "controlplane" / "build.sh"
-BINARIES: Final = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+BINARIES: Final = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "descheduler",
+)
 KWOK_STAGES: Final = "kwok-stages.yaml"
 SERVICE_CLUSTER_IP_RANGE: Final = "10.0.0.0/24"
 POD_CIDR: Final = "10.244.0.0/16"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import ssl
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +190,93 @@ async def test_apiserver_calls_a_webhook_registered_by_loopback_url_over_verifie
     (created,) = await wait_for_pods(kube_api, namespace, "app=probe", count=1)
     assert created.metadata.labels["probe/mutated"] == "yes"
     assert set(operations) == {"CREATE"}
+
+
+async def test_the_descheduler_moves_a_pod_to_a_node_its_preferred_affinity_now_ranks_higher(
+    kube_api: k8s.ApiClient,
+    namespace: str,
+    control_plane: ControlPlane,
+    fake_nodes: tuple[FakeNode, ...],
+    tmp_path: Path,
+) -> None:
+    """The real descheduler's RemovePodsViolatingNodeAffinity (preferred): what will move running
+    read replicas once node labels change."""
+    core = k8s.CoreV1Api(kube_api)
+    label = "e2e.stellar.org/smoke-tier"
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "follower"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "follower"}},
+            "template": _pod_template("follower"),
+        },
+    }
+    deployment["spec"]["template"]["spec"]["affinity"] = {
+        "nodeAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "preference": {
+                        "matchExpressions": [{"key": label, "operator": "In", "values": ["0"]}]
+                    },
+                }
+            ]
+        }
+    }
+    await k8s.AppsV1Api(kube_api).create_namespaced_deployment(namespace, as_body(deployment))
+    (before,) = await wait_for_pods(kube_api, namespace, "app=follower", count=1)
+    target = next(n.name for n in fake_nodes if n.name != before.spec.node_name)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        json.dumps(
+            {
+                "apiVersion": "descheduler/v1alpha2",
+                "kind": "DeschedulerPolicy",
+                "profiles": [
+                    {
+                        "name": "smoke",
+                        "pluginConfig": [
+                            {
+                                "name": "RemovePodsViolatingNodeAffinity",
+                                "args": {
+                                    "nodeAffinityType": [
+                                        "preferredDuringSchedulingIgnoredDuringExecution"
+                                    ],
+                                    "namespaces": {"include": [namespace]},
+                                },
+                            }
+                        ],
+                        "plugins": {"deschedule": {"enabled": ["RemovePodsViolatingNodeAffinity"]}},
+                    }
+                ],
+            }
+        )
+    )
+    await core.patch_node(target, as_body({"metadata": {"labels": {label: "0"}}}))
+    try:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [
+                str(control_plane.binaries.path("descheduler")),
+                f"--kubeconfig={control_plane.kubeconfig_path}",
+                f"--policy-config-file={policy}",
+                "--secure-port=0",
+                "--disable-metrics",
+                "--v=3",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "Evicted pod" in done.stderr, done.stderr[-3000:]
+        pods = await wait_for_pods(kube_api, namespace, "app=follower", count=1)
+    finally:
+        await core.patch_node(target, as_body({"metadata": {"labels": {label: None}}}))
+
+    (after,) = pods
+    assert after.metadata.name != before.metadata.name
+    assert after.spec.node_name == target

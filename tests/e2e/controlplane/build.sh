@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control plane used by the end-to-end tests from Go modules:
-# etcd, kube-apiserver, kube-scheduler, kube-controller-manager, kwok and helm.
+# etcd, kube-apiserver, kube-scheduler, kube-controller-manager, kwok, helm and the descheduler.
 #
 # Binaries are cached outside the repository, keyed by version, so a second run costs seconds.
 # Nothing is downloaded except Go modules through the machine's ordinary Go module proxy.
@@ -14,6 +14,7 @@ STAGING_VERSION="v0.${K8S_VERSION#v1.}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 HELM_VERSION="${HELM_VERSION:-v3.21.4}"
+DESCHEDULER_VERSION="${DESCHEDULER_VERSION:-v0.36.0}"
 
 CACHE_ROOT="${STELLAR_CARBON_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/stellar-carbon}"
 KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}"
@@ -120,13 +121,45 @@ kwok_stages() {
   mv "$out.tmp" "$out"
 }
 
+build_descheduler() {
+  # Not part of the cache key (adding it would rebuild Kubernetes): the binary's version is kept
+  # beside it and a different one is rebuilt.
+  if have descheduler && [ "$(cat "$BIN/descheduler.version" 2>/dev/null)" = "$DESCHEDULER_VERSION" ]; then
+    return
+  fi
+  log "building descheduler $DESCHEDULER_VERSION"
+  local mod="$WORK/descheduler"
+  mkdir -p "$mod"
+  local dir
+  dir=$(go mod download -json "sigs.k8s.io/descheduler@$DESCHEDULER_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  {
+    echo "module stellar-carbon.test/descheduler"
+    echo
+    echo "go 1.26"
+    echo
+    echo "require sigs.k8s.io/descheduler $DESCHEDULER_VERSION"
+    echo
+    # go install refuses modules with replace directives; repeat the module's own here.
+    grep -E '^replace ' "$dir/go.mod"
+    echo
+    echo "tool sigs.k8s.io/descheduler/cmd/descheduler"
+  } > "$mod/go.mod"
+  (cd "$mod" && go mod tidy)
+  local v="sigs.k8s.io/descheduler/pkg/version"
+  (cd "$mod" && go build -ldflags "-s -w -X $v.version=$DESCHEDULER_VERSION" \
+    -o "$BIN/descheduler.tmp" sigs.k8s.io/descheduler/cmd/descheduler)
+  mv "$BIN/descheduler.tmp" "$BIN/descheduler"
+  echo "$DESCHEDULER_VERSION" > "$BIN/descheduler.version"
+}
+
 build_etcd
 go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 kwok_stages
 go_install helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 build_kubernetes
+build_descheduler
 
-for b in etcd kube-apiserver kube-scheduler kube-controller-manager kwok helm; do
+for b in etcd kube-apiserver kube-scheduler kube-controller-manager kwok helm descheduler; do
   have "$b" || { log "missing $b after build"; exit 1; }
 done
 [ -s "$BIN/kwok-stages.yaml" ] || { log "missing kwok-stages.yaml after build"; exit 1; }
