@@ -83,7 +83,13 @@ from tests.e2e.kube import (
     mutating_webhook_configuration,
     registered_mutating_webhook,
 )
-from tests.e2e.operator import READ_POOL, READ_POOL_SELECTOR, main_statefulset, read_statefulset
+from tests.e2e.operator import (
+    NODE_NAME,
+    READ_POOL,
+    READ_POOL_SELECTOR,
+    main_statefulset,
+    read_statefulset,
+)
 from webhook.mutation import RANKING_ANNOTATION
 
 logger = logging.getLogger(__name__)
@@ -92,6 +98,7 @@ ARMS: Final = ("agnostic", "prefer", "default")
 KUBE_WEEKS: Final = 2
 """Weeks replayed (winter and spring); the model replays all four."""
 QUICK_HOURS: Final = 24
+MAIN_SELECTOR: Final = f"app.kubernetes.io/instance={NODE_NAME},!stellar.org/role"
 PARALLEL: Final = 4
 """Control planes at once: one per (shape, week), each mostly waiting on controllers."""
 _POLL: Final = 0.05
@@ -181,16 +188,28 @@ async def _pool_pods(
 
 async def _settle(
     core: k8s.CoreV1Api, namespace: str, replicas: int, gone: set[str]
-) -> dict[int, tuple[PodState, k8s.V1Pod]]:
+) -> tuple[dict[int, tuple[PodState, k8s.V1Pod]], bool]:
+    """The pool's pods once settled (``pool_ledger.settled``), and whether it did in time."""
     deadline = time.monotonic() + _SETTLE_TIMEOUT
     while True:
         pods = await _pool_pods(core, namespace, gone)
         if settled({o: s for o, (s, _) in pods.items()}, replicas):
-            return pods
+            return pods, True
         if time.monotonic() > deadline:
             logger.warning("%s: pool unsettled after %.0fs", namespace, _SETTLE_TIMEOUT)
-            return pods
+            return pods, False
         await asyncio.sleep(_POLL)
+
+
+async def _main_bound(core: k8s.CoreV1Api, namespace: str) -> None:
+    """Wait for the main pod to be bound, so the pool's first pods count it, as in the model."""
+    deadline = time.monotonic() + _SETTLE_TIMEOUT
+    while time.monotonic() < deadline:
+        listed = await core.list_namespaced_pod(namespace, label_selector=MAIN_SELECTOR)
+        if any(pod.spec.node_name for pod in listed.items):
+            return
+        await asyncio.sleep(_POLL)
+    raise RuntimeError(f"{namespace}: the main pod was never bound")
 
 
 def _fits_without_required(
@@ -228,16 +247,21 @@ async def _replay_pool(
     mutated: set[str] = set()
     never = 0
     gone: set[str] = set()
+    pods: dict[int, tuple[PodState, k8s.V1Pod]] = {}
+    done = True
     started = time.monotonic()
     await apps.create_namespaced_stateful_set(namespace, as_body(_main_manifest(main)))
+    await _main_bound(core, namespace)
     replicas = replicas_at(size, 0)
     await apps.create_namespaced_stateful_set(namespace, as_body(_pool_manifest(arm, replicas)))
     for hour in range(hours):
         clockwork.hour = hour
         freed = False
+        acted = hour == 0 or not done
         wanted = replicas_at(size, hour)
         if wanted != replicas:
             freed = wanted < replicas
+            acted = True
             replicas = wanted
             await apps.patch_namespaced_stateful_set_scale(
                 READ_POOL, namespace, as_body({"spec": {"replicas": replicas}})
@@ -246,13 +270,14 @@ async def _replay_pool(
             if ordinal < replicas and state.node is not None and ends[state.uid] <= hour:
                 # A restart (rollout, eviction, drain): the controller recreates the ordinal.
                 gone.add(state.uid)
-                freed = True
+                freed = acted = True
                 await _delete(core, namespace, f"{READ_POOL}-{ordinal}", state.uid)
-        pods = await _settle(core, namespace, replicas, gone)
+        if acted:  # otherwise nothing changed since the last hour settled: nothing to wait for
+            pods, done = await _settle(core, namespace, replicas, gone)
         if freed and any(s.unschedulable for s, _ in pods.values()):
             # Room opened where a Pending pod may go: give the scheduler its retry.
             await asyncio.sleep(BACKOFF_SECONDS + 0.3)
-            pods = await _settle(core, namespace, replicas, gone)
+            pods, done = await _settle(core, namespace, replicas, gone)
         current = {ordinal: state for ordinal, (state, _) in pods.items()}
         for ordinal, state in by_ordinal.items():
             replaced = current.get(ordinal)
