@@ -1,8 +1,9 @@
-"""``python -m bench [--quick] [--only admission,carbon,reporter,growth,readpool-model]``.
+"""``python -m bench [--quick] [--only admission,carbon,...,readpool-model,readpool-kube]``.
 
 Runs the chosen parts in order and writes ``bench/results/latest.json`` and ``latest.md``. With
 ``--only``, parts not run keep their previous results in those files. ``--quick`` (a couple of
-minutes) shortens every measurement and skips the real-scheduler replay, which needs the
+minutes) shortens every measurement and skips the carbon part's real-scheduler replay; the
+read pools' (``readpool-kube``) runs one simulated day instead of two weeks. Both need the
 control-plane binaries (``make bench`` provides them through ``STELLAR_CARBON_BIN``).
 """
 
@@ -29,7 +30,14 @@ PARTS: dict[str, Callable[[bool], Awaitable[dict[str, Any]]]] = {
     "reporter": reporter.run,
     "growth": growth.run,
     "readpool-model": readpool.run,
+    "readpool-kube": lambda quick: _readpool_kube(quick),
 }
+
+
+async def _readpool_kube(quick: bool) -> dict[str, Any]:
+    from bench import kube_readpool  # needs the control-plane binaries
+
+    return await kube_readpool.run(quick)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

@@ -25,7 +25,7 @@ import itertools
 import logging
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,7 +41,9 @@ from bench.servers import free_port, make_tls
 from bench.traces import Traces, snapshot_at
 from shared.carbon.snapshot import CarbonSnapshot
 from shared.cluster.demo import StaticInventory
+from shared.cluster.inventory import Inventory
 from shared.cluster.topology import node_from_manifest
+from shared.cluster.workloads import EMPTY, Workloads
 from shared.core.models import Cloud, RegionInfo
 from tests.e2e.cluster import Binaries, ControlPlane
 from tests.e2e.fleet import FakeNode, create_fake_nodes
@@ -194,7 +196,11 @@ async def _background(api: k8s.ApiClient, namespace: str, fleet: Fleet) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _webhook(clockwork: _Clockwork, nodes: StaticInventory) -> AsyncIterator[tuple[str, str]]:
+async def _webhook(
+    clockwork: _Clockwork,
+    nodes: Inventory,
+    workloads: Callable[[], Workloads] = lambda: EMPTY,
+) -> AsyncIterator[tuple[str, str]]:
     """The product's admission app on 127.0.0.1 over TLS; yields its URL and base64 CA bundle."""
     with tempfile.TemporaryDirectory(prefix="bench-kube-tls-") as directory:
         tls = make_tls(Path(directory))
@@ -211,6 +217,7 @@ async def _webhook(clockwork: _Clockwork, nodes: StaticInventory) -> AsyncIterat
         snapshot_source=clockwork.snapshot,
         inventory=nodes,
         clock=clockwork.now,
+        workloads=workloads,
     )
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()

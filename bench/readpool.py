@@ -89,6 +89,13 @@ def replicas_at(size: int, hour: int) -> int:
     return size + round((hpa_max(size) - size) * load)
 
 
+def lives(size: int, *, seed: int = SEED) -> Callable[[], int]:
+    """Each pool pod's life in hours, drawn in creation order: the schedule of restarts that the
+    model and the real-scheduler replay (``bench.kube_readpool``) both follow."""
+    rng = random.Random(f"{seed}|readpool|{size}")
+    return lambda: round(math.exp(rng.uniform(*map(math.log, LIFE_HOURS))))
+
+
 @dataclass(frozen=True, slots=True)
 class Creation:
     """What a policy sees when a pool pod is created."""
@@ -197,7 +204,7 @@ def run_pool(
 ) -> Outcome:
     """One week of one pool under one policy, charged at the actual intensity."""
     rules = hard_rules(pool)
-    rng = random.Random(f"{seed}|readpool|{size}")
+    life = lives(size, seed=seed)
     fleet = model.fleet
     main = min(fleet.nodes, key=lambda n: (n.background_millis / n.cpu_millis, n.name))
     pods: dict[int, _Pod] = {}
@@ -214,8 +221,7 @@ def run_pool(
         for ordinal in range(replicas):
             pod = pods.get(ordinal)
             if pod is None:
-                life = round(math.exp(rng.uniform(*map(math.log, LIFE_HOURS))))
-                end = min(hours, hour + life)
+                end = min(hours, hour + life())
                 creation = _creation(model, pool, pods, main.name, hour, end, size)
                 pod = pods[ordinal] = _Pod(ordinal, hour, end, decide(creation))
                 created += 1
