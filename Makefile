@@ -52,8 +52,8 @@ test: lint control-plane
 bench: venv control-plane
 	STELLAR_CARBON_BIN=$$(bash tests/e2e/controlplane/build.sh) $(BIN)/python -m bench
 
-bench-quick: venv
-	$(BIN)/python -m bench --quick
+bench-quick: venv control-plane
+	STELLAR_CARBON_BIN=$$(bash tests/e2e/controlplane/build.sh) $(BIN)/python -m bench --quick
 
 demo: venv control-plane
 	STELLAR_CARBON_BIN=$$(bash tests/e2e/controlplane/build.sh) $(BIN)/python -m tools.demo
