@@ -2,6 +2,7 @@
 #   make run     both services on built-in mock data and the demo inventory (no cluster, no key)
 #   make test    the whole suite: lint, unit/integration, chart, end to end on a real control plane
 #   make check   the fast inner loop: unit and integration tests only (no Go build needed)
+#   make fuzz    the hostile-input properties (webhook reviews, reporter API) with many examples
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv run run-webhook run-reporter test check lint e2e control-plane chart bench bench-quick demo clean
+.PHONY: venv run run-webhook run-reporter test check fuzz lint e2e control-plane chart bench bench-quick demo clean
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -29,6 +30,12 @@ run-reporter: venv
 
 check: venv
 	$(BIN)/pytest -q tests -m "not e2e and not chart" -p no:cacheprovider
+
+# FUZZ_EXAMPLES examples per property (the suite runs 100).
+FUZZ_EXAMPLES ?= 5000
+fuzz: venv
+	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider \
+		tests/unit/webhook/test_hostile_reviews.py tests/unit/reporter/test_fuzzing.py
 
 lint: venv
 	$(BIN)/ruff check shared webhook reporter tests tools bench

@@ -8,12 +8,16 @@ trace or internal detail ever reaches a client.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +78,12 @@ def error_response(
 
 _HTTP_CODES = {
     400: "bad_request",
+    413: "payload_too_large",
+    414: "uri_too_long",
+    431: "request_header_fields_too_large",
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
-    413: "payload_too_large",
     415: "unsupported_media_type",
 }
 
@@ -111,3 +117,54 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # Logged with the traceback for operators; the client only learns that it failed.
         logger.exception("unexpected error serving %s %s", request.method, request.path)
         return error_response(500, "internal_error", "the reporter failed to answer this request")
+
+
+class JsonErrorRequestHandler(RequestHandler):
+    """aiohttp's connection handler, answering what its HTTP parser rejects (an over-long request
+    line or header, a malformed header, a body that does not decode as its Content-Encoding) with
+    the API's JSON error document instead of aiohttp's ``text/plain`` page.
+
+    Those requests never reach the application or its middleware, so this is the only place that
+    can answer them."""
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        # aiohttp logs the failure and refuses to answer twice; its own page is discarded.
+        super().handle_error(request, status, exc, message)
+        if status >= 500:
+            response = error_response(
+                500, "internal_error", "the reporter failed to answer this request"
+            )
+        else:
+            reason = exc.message if isinstance(exc, HttpProcessingError) else message
+            text = " ".join(str(reason or "").split())[:_ECHO_LIMIT] or "malformed request"
+            code = _HTTP_CODES.get(status, "bad_request")
+            response = error_response(status, code, f"the request is not valid HTTP: {text}")
+        response.force_close()
+        return response
+
+
+class JsonErrorServer(web.Server):
+    """``web.Server`` whose connections use ``JsonErrorRequestHandler``."""
+
+    def __call__(self) -> RequestHandler:
+        return JsonErrorRequestHandler(self, loop=asyncio.get_running_loop(), **self._kwargs)
+
+
+class JsonErrorRunner(web.AppRunner):
+    """``web.AppRunner`` serving an application with ``JsonErrorServer``: use it (not
+    ``web.run_app``) so every 4xx the reporter sends is the documented JSON error."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        return JsonErrorServer(
+            server.request_handler,
+            request_factory=server.request_factory,
+            handler_cancellation=server.handler_cancellation,
+            **server._kwargs,
+        )

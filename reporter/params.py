@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 
+import orjson
 from multidict import MultiMapping
 
 from reporter.errors import BadParameter
@@ -88,8 +89,10 @@ def decode_continue(query: MultiMapping[str], name: str = "continue") -> str | N
         raise error
     encoded = raw[len(_TOKEN_PREFIX) :]
     try:
-        payload = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        # orjson refuses nesting beyond 1024 levels with a decode error; the standard library
+        # would recurse into a RecursionError on a crafted token.
+        payload = orjson.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except (binascii.Error, ValueError):
         raise error from None
     after = payload.get("after") if isinstance(payload, Mapping) else None
     if not isinstance(after, str) or not after:

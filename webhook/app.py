@@ -14,12 +14,15 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from shared.carbon.snapshot import CarbonSnapshot
 from shared.cluster.inventory import Inventory
 from shared.cluster.workloads import EMPTY, Workloads
 from shared.core.clock import Clock
+from shared.core.shapes import quote
 from shared.scoring.ranking import DEFAULT_HORIZON_HOURS
 from webhook.admission import Placement, admit
 from webhook.decisions import DecisionCache
@@ -107,9 +110,8 @@ def create_health_app(
 async def _mutate(request: web.Request) -> web.Response:
     started = time.perf_counter()
     app = request.app
-    body = await request.read()
     try:
-        review = parse_review(body)
+        review = parse_review(await _body(request))
     except BadReview as e:
         app[METRICS].bad_requests.inc()
         logger.info("rejected a request to %s: %s", MUTATE_PATH, e)
@@ -137,6 +139,17 @@ async def _mutate(request: web.Request) -> web.Response:
     return web.Response(
         body=encode_review(admission.response), content_type="application/json", charset="utf-8"
     )
+
+
+async def _body(request: web.Request) -> bytes:
+    """The request body, decoded as its ``Content-Encoding`` says (aiohttp does the decoding)."""
+    try:
+        return await request.read()
+    except (RequestPayloadError, HttpProcessingError) as e:
+        # aiohttp reports a body that does not decode as its Content-Encoding claims as a payload
+        # error when it is read; without this it would be a 500.
+        encoding = request.headers.get("Content-Encoding", "identity")
+        raise BadReview(f"body does not decode as Content-Encoding {quote(encoding)}") from e
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -19,6 +19,7 @@ no ``metadata.annotations``                 add ``/metadata/annotations`` {all t
 
 Under ``require``, the low-carbon region set is AND-ed into every existing required
 ``nodeSelectorTerm`` (the terms are OR-ed, so it has to go into each), or becomes the only term.
+A null or empty term matches no node and is left as it is.
 """
 
 from __future__ import annotations
@@ -195,6 +196,11 @@ def _required_ops(
     ops: list[JsonPatchOp] = []
     for index, raw_term in enumerate(terms):
         term = _object(raw_term, f"nodeSelectorTerms[{index}]")
+        if not term.get("matchExpressions") and not term.get("matchFields"):
+            # A null or empty term matches no node (the API server decodes a null element as an
+            # empty term) and must keep matching none: AND-ing the set in would widen the pod's
+            # placement, and an ``add`` under a null element would not apply.
+            continue
         expressions_path = f"{terms_path}/{index}/matchExpressions"
         if term.get("matchExpressions") is None:
             ops.append(_add(expressions_path, [requirement]))

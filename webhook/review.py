@@ -16,6 +16,7 @@ from typing import Any, Final, Literal, NotRequired, TypedDict
 
 import orjson
 
+from shared.core.shapes import MAX_DEPTH, deeper_than, kind_of, quote
 from webhook.errors import BadReview
 
 REVIEW_KIND: Final = "AdmissionReview"
@@ -133,13 +134,18 @@ class AdmissionRequest:
 
 
 def parse_review(body: bytes | str) -> AdmissionRequest:
-    """Validate an HTTP body as an AdmissionReview request; ``BadReview`` says what is wrong."""
+    """Validate an HTTP body as an AdmissionReview request; ``BadReview`` says what is wrong.
+
+    JSON nested deeper than ``MAX_DEPTH`` is refused here, before anything walks or quotes it."""
     try:
         data = orjson.loads(body)  # several times faster than the standard library
     except orjson.JSONDecodeError:
         # orjson refuses a few bodies the standard library reads (UTF-16, NaN, lone surrogates,
-        # nesting deeper than 1024); the standard library has the last word.
+        # nesting deeper than 1024, integers beyond 64 bits); the standard library has the last
+        # word.
         data = _loads(body)
+    if deeper_than(data, MAX_DEPTH):
+        raise BadReview(f"malformed JSON: nested deeper than {MAX_DEPTH} levels")
     return review_from_dict(data)
 
 
@@ -151,8 +157,9 @@ def encode_review(review: ResponseReview) -> bytes:
 def _loads(body: bytes | str) -> Any:
     try:
         return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BadReview(f"malformed JSON: {e}") from e
+    except (ValueError, UnicodeDecodeError) as e:
+        # ValueError covers JSONDecodeError and an integer literal beyond Python's digit limit.
+        raise BadReview(f"malformed JSON: {_one_line(str(e))}") from e
     except RecursionError as e:
         raise BadReview("malformed JSON: nested too deeply") from e
 
@@ -169,13 +176,13 @@ def _dumps(value: Any) -> bytes:
 def review_from_dict(data: object) -> AdmissionRequest:
     """Validate an already decoded AdmissionReview; see ``parse_review``."""
     if not isinstance(data, dict):
-        raise BadReview(f"not an AdmissionReview: expected a JSON object, got {_kind_of(data)}")
+        raise BadReview(f"not an AdmissionReview: expected a JSON object, got {kind_of(data)}")
     if data.get("kind") != REVIEW_KIND:
-        raise BadReview(f"not an AdmissionReview: kind is {_short(data.get('kind'))}")
+        raise BadReview(f"not an AdmissionReview: kind is {quote(data.get('kind'))}")
     api_version = data.get("apiVersion")
     if api_version not in SUPPORTED_VERSIONS:
         raise BadReview(
-            f"unsupported AdmissionReview apiVersion {_short(api_version)}; "
+            f"unsupported AdmissionReview apiVersion {quote(api_version)}; "
             f"expected {SUPPORTED_VERSIONS[0]}"
         )
     request = data.get("request")
@@ -195,7 +202,7 @@ def review_from_dict(data: object) -> AdmissionRequest:
         raise BadReview(f"request.operation must be one of {', '.join(_OPERATIONS)}")
     obj = request.get("object")
     if obj is not None and not isinstance(obj, dict):
-        raise BadReview(f"request.object must be an object or null, got {_kind_of(obj)}")
+        raise BadReview(f"request.object must be an object or null, got {kind_of(obj)}")
     namespace = request.get("namespace", "")
     name = request.get("name", "")
     if not isinstance(namespace, str) or not isinstance(name, str):
@@ -275,12 +282,6 @@ def shorten_warning(text: str, limit: int = WARNING_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _kind_of(value: object) -> str:
-    return {dict: "an object", list: "an array", str: "a string", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _short(value: object) -> str:
-    text = json.dumps(value) if value is not None else "missing"
-    return text if len(text) <= 60 else text[:59] + "…"
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

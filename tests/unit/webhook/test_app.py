@@ -337,3 +337,30 @@ async def test_readyz_waits_for_the_workload_watches_and_metrics_show_them() -> 
     assert ages["statefulsets"] >= 5.0
     assert "stellar_carbon_webhook_restricted_pods_unschedulable 0.0" in text
     assert "stellar_carbon_webhook_restricted_pods_stranded_total 0.0" in text
+
+
+async def test_a_body_that_claims_gzip_but_is_not_gets_a_400_naming_the_encoding(
+    webhook: Webhook,
+) -> None:
+    async with webhook.session.post(
+        webhook.url,
+        data=b"not gzip at all",
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    ) as response:
+        body = await response.json()
+
+    assert response.status == 400
+    assert "Content-Encoding" in body["error"]["message"]
+    assert "gzip" in body["error"]["message"]
+
+
+async def test_json_nested_a_thousand_deep_gets_a_400(webhook: Webhook) -> None:
+    deep = b'{"a":[' * 500 + b"1" + b"]}" * 500
+    text = b'{"apiVersion":"admission.k8s.io/v1","kind":' + deep + b',"request":{}}'
+    async with webhook.session.post(
+        webhook.url, data=text, headers={"Content-Type": "application/json"}
+    ) as response:
+        body = await response.json()
+
+    assert response.status == 400
+    assert "nested deeper" in body["error"]["message"]
