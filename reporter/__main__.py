@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator
 
@@ -18,6 +19,7 @@ from aiohttp import web
 from kubernetes_asyncio.client import ApiClient
 
 from reporter.app import CleanupContext, create_app
+from reporter.errors import JsonErrorRunner
 from reporter.health import RefresherHealth
 from reporter.settings import InventorySource, ReporterSettings
 from reporter.usage import NodeMetricsPoller
@@ -41,16 +43,32 @@ def main() -> None:
     )
     logger.info("reporter settings: %s", settings.describe())
     try:
-        web.run_app(
-            build_app(settings),
-            host=settings.host,
-            port=settings.port,
-            access_log=None,
-            print=None,
-        )
+        asyncio.run(serve(settings))
     except ConfigError as e:
         logger.error("cannot start: %s", e)
         raise SystemExit(1) from None
+
+
+async def serve(settings: ReporterSettings, *, stopping: asyncio.Event | None = None) -> None:
+    """Serve until SIGTERM or SIGINT (or ``stopping`` is set), then clean up.
+
+    The application runs behind ``JsonErrorRunner`` (not ``web.run_app``), so even what aiohttp's
+    HTTP parser rejects is answered with the documented JSON error.
+    """
+    if stopping is None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+    runner = JsonErrorRunner(await build_app(settings), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        logger.info("serving on http://%s:%d", settings.host, settings.port)
+        await stopping.wait()
+        logger.info("shutting down")
+    finally:
+        await runner.cleanup()
 
 
 async def build_app(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from reporter.__main__ import build_app, main
+from reporter.__main__ import build_app, main, serve
 from reporter.settings import ReporterSettings
 from shared.settings import CarbonSettings
 from tests.unit.reporter.cluster import NOW
@@ -43,6 +45,38 @@ async def test_the_demo_setup_becomes_healthy_and_reports_the_demo_cluster(
     _, forecast = await call(client, f"{API}/forecast/{first['region']}?window=180")
     assert forecast["forecastAvailable"] is True
     assert forecast["optimalDataPoints"]
+
+
+async def test_the_served_reporter_answers_unparseable_requests_with_the_json_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = ReporterSettings(
+        host="127.0.0.1", port=port, inventory="demo", carbon=CarbonSettings(mock_clock=NOW)
+    )
+    stopping = asyncio.Event()
+    served = asyncio.create_task(serve(settings, stopping=stopping))
+    try:
+        async with asyncio.timeout(20):
+            while True:
+                try:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    break
+                except OSError:
+                    await asyncio.sleep(0.05)
+            writer.write(b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            answer = await reader.read()
+            writer.close()
+    finally:
+        stopping.set()
+        await served
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0].split(b" ")[1] in (b"400", b"414")
+    assert b"application/json" in head
+    error = json.loads(body)["error"]
+    assert error["message"].startswith("the request is not valid HTTP")
 
 
 def test_a_bad_setting_exits_with_a_message_naming_it(
