@@ -1,4 +1,5 @@
-# One image, both entrypoints: `stellar-carbon-webhook` and `stellar-carbon-reporter`.
+# One image, every entrypoint: `stellar-carbon-webhook`, `stellar-carbon-reporter` and
+# `stellar-carbon-tiers`.
 # Build: docker build -t stellar-carbon:dev .
 
 FROM python:3.11-slim-bookworm AS build
@@ -8,6 +9,7 @@ COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY webhook ./webhook
 COPY reporter ./reporter
+COPY tiers ./tiers
 RUN python -m venv /opt/stellar-carbon \
  && /opt/stellar-carbon/bin/pip install --no-compile . \
  && find /opt/stellar-carbon -name '__pycache__' -prune -exec rm -rf {} +
@@ -22,6 +24,6 @@ ENV PATH=/opt/stellar-carbon/bin:$PATH \
 COPY --from=build /opt/stellar-carbon /opt/stellar-carbon
 # The distroless-style non-root user the chart's securityContext expects.
 USER 65532:65532
-EXPOSE 8443 8080 9090
+EXPOSE 8443 8080 9090 8081
 ENTRYPOINT []
 CMD ["stellar-carbon-reporter"]

@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv run run-webhook run-reporter test check fuzz lint e2e control-plane chart bench bench-quick demo clean
+.PHONY: venv run run-webhook run-reporter run-tiers test check fuzz lint e2e control-plane chart bench bench-quick demo clean
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -28,6 +28,9 @@ run-webhook: venv
 run-reporter: venv
 	$(BIN)/python -m reporter
 
+run-tiers: venv
+	$(BIN)/python -m tiers
+
 check: venv
 	$(BIN)/pytest -q tests -m "not e2e and not chart" -p no:cacheprovider
 
@@ -38,8 +41,8 @@ fuzz: venv
 		tests/unit/webhook/test_hostile_reviews.py tests/unit/reporter/test_fuzzing.py
 
 lint: venv
-	$(BIN)/ruff check shared webhook reporter tests tools bench
-	$(BIN)/ruff format --check shared webhook reporter tests tools bench
+	$(BIN)/ruff check shared webhook reporter tiers tests tools bench
+	$(BIN)/ruff format --check shared webhook reporter tiers tests tools bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

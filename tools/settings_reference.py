@@ -13,14 +13,16 @@ from pathlib import Path
 from reporter.settings import ReporterSettings
 from shared.settings import CarbonSettings
 from shared.settings.reference import render
+from tiers.settings import TiersSettings
 from webhook.settings import WebhookSettings
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
 
 READERS = (
-    (CarbonSettings, "webhook and reporter"),
+    (CarbonSettings, "webhook, reporter and tiers"),
     (WebhookSettings, "webhook"),
     (ReporterSettings, "reporter"),
+    (TiersSettings, "tiers"),
 )
 
 

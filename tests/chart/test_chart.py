@@ -111,6 +111,7 @@ def test_webhook_match_conditions_keep_unrelated_pods_away(render: Render) -> No
 
 def test_cluster_roles_only_read_nodes_and_pods(render: Render) -> None:
     for role in by_kind(render(), "ClusterRole"):
+        assert role["metadata"]["labels"]["app.kubernetes.io/component"] != "tiers"
         for rule in role["rules"]:
             assert "*" not in rule["verbs"]
             assert "*" not in rule["resources"]
@@ -265,6 +266,8 @@ def test_shared_cache_and_overrides_reach_both_components(render: Render) -> Non
         (["webhook.tls.mode=letsencrypt"], "webhook/tls/mode"),
         (["reporter.enabled=false", "reporter.ingress.enabled=true"], "needs reporter.enabled"),
         (["webhok.replicas=2"], "additional properties 'webhok' not allowed"),
+        (["tiers.enabled=true", "tiers.mode=apply"], "tiers/mode"),
+        (["tiers.enabled=true", "tiers.step=1"], "tiers/step"),
     ],
 )
 def test_impossible_values_fail_with_a_message_saying_what_to_change(
@@ -277,3 +280,71 @@ def test_installing_into_kube_system_is_refused() -> None:
     result = helm("template", "x", str(CHART), "-n", "kube-system", "--kube-version", "1.36.3")
     assert result.returncode != 0
     assert "cannot be installed in kube-system" in result.stderr
+
+
+# --- the tier component ---------------------------------------------------------------------------
+
+
+def tiers_objects(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        o
+        for o in objects
+        if o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "tiers"
+    ]
+
+
+def test_the_tier_component_is_off_by_default(render: Render) -> None:
+    assert tiers_objects(render()) == []
+
+
+def test_the_tier_component_may_read_and_label_nodes_and_record_events_and_nothing_else(
+    render: Render,
+) -> None:
+    objects = tiers_objects(render(None, "tiers.enabled=true"))
+
+    assert sorted(o["kind"] for o in objects) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "ServiceAccount",
+    ]
+    assert one(objects, "ClusterRole")["rules"] == [
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch", "patch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    ]
+    binding = one(objects, "ClusterRoleBinding")
+    account = one(objects, "ServiceAccount")["metadata"]["name"]
+    assert binding["roleRef"]["name"] == one(objects, "ClusterRole")["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account, "namespace": RELEASE_NAMESPACE}
+    ]
+    assert one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == account
+    # No namespaced grants either: the ClusterRole above is all it may do.
+    assert by_kind(objects, "Role") == []
+
+
+def test_the_tier_component_starts_in_dry_run_as_one_writer_probed_on_plain_http(
+    render: Render,
+) -> None:
+    tiers = deployment(render(None, "tiers.enabled=true"), "tiers")
+
+    assert tiers["spec"]["replicas"] == 1
+    assert tiers["spec"]["strategy"] == {"type": "Recreate"}
+    env = env_of(tiers)
+    assert env["STELLAR_CARBON_TIERS_MODE"]["value"] == "dry-run"
+    assert env["STELLAR_CARBON_TIERS_DWELL"]["value"] == "7200"
+    assert env["STELLAR_CARBON_TIERS_HEALTH_PORT"]["value"] == "8081"
+    assert "STELLAR_CARBON_PROVIDERS" in env  # the same carbon data as webhook and reporter
+    (container,) = tiers["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["stellar-carbon-tiers"]
+    assert container["ports"] == [{"name": "http", "containerPort": 8081, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+
+
+def test_the_tier_settings_reach_the_component_as_set(render: Render) -> None:
+    env = env_of(deployment(render(CHART / "ci" / "tiers-values.yaml"), "tiers"))
+
+    assert env["STELLAR_CARBON_TIERS_MODE"]["value"] == "label"
+    assert env["STELLAR_CARBON_TIERS_DWELL"]["value"] == "3600"
+    assert env["STELLAR_CARBON_PROVIDERS"]["value"] == "mock"

@@ -5,8 +5,10 @@ It keeps objects with resourceVersions and an event history, answers paginated l
 (``limit``/``continue``) and label selectors, and streams watch events as newline-delimited JSON
 (ADDED, MODIFIED, DELETED, BOOKMARK, and ERROR carrying a ``410 Expired`` Status when the requested
 version has been compacted away), exactly as kube-apiserver does. Failures (status and
-``Retry-After``) can be injected per resource. ``node``, ``pod`` and ``read_replica`` build the
-manifests tests put into it.
+``Retry-After``) can be injected per resource. Nodes take strategic-merge and merge patches of
+their labels (recorded with content type and field manager, failures injectable per node), and
+core/v1 Events can be created (kept in ``events``). ``node``, ``pod`` and ``read_replica`` build
+the manifests tests put into it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import copy
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -63,6 +66,19 @@ def _selector_matches(selector: str | None, labels: dict[str, str]) -> bool:
 
 WIRE_ONLY = ("kind", "apiVersion")
 
+PATCH_TYPES = frozenset({"application/strategic-merge-patch+json", "application/merge-patch+json"})
+"""The patch types the fake applies; JSON patch and server-side apply answer 415 here."""
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One PATCH request as the API server received it."""
+
+    name: str
+    content_type: str
+    field_manager: str | None
+    body: Obj
+
 
 class FakeKubeApi:
     """Objects with resourceVersions, history, compaction and injectable failures."""
@@ -88,6 +104,10 @@ class FakeKubeApi:
         self.authorizations: list[str | None] = []
         # Only kinds ever watched appear, so tests of nodes and pods compare the dict as it was.
         self.open_watches: defaultdict[str, int] = defaultdict(int, {"nodes": 0, "pods": 0})
+        self.patches: list[Patch] = []
+        self.fail_patch: dict[str, list[int]] = {}
+        """Statuses to answer the next PATCH requests on a node with, by node name."""
+        self.events: list[Obj] = []
         self.base_url = ""
         self._changed = asyncio.Condition()
         self._generation = 0
@@ -95,6 +115,8 @@ class FakeKubeApi:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/api/v1/nodes", self._nodes)
+        app.router.add_patch("/api/v1/nodes/{name}", self._patch_node)
+        app.router.add_post("/api/v1/namespaces/{namespace}/events", self._create_event)
         app.router.add_get("/api/v1/pods", self._pods)
         app.router.add_get("/api/v1/namespaces/{namespace}/pods", self._pods)
         app.router.add_get("/api/v1/namespaces", self._namespaces)
@@ -176,6 +198,43 @@ class FakeKubeApi:
 
     async def _nodes(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, "nodes", None)
+
+    async def _patch_node(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        content_type = request.headers.get("Content-Type", "")
+        body = await request.json()
+        self.patches.append(Patch(name, content_type, request.query.get("fieldManager"), body))
+        if self.fail_patch.get(name):
+            status = self.fail_patch[name].pop(0)
+            return web.json_response(
+                status_body(status, "InternalError", f"injected failure for {name}"),
+                status=status,
+            )
+        if content_type not in PATCH_TYPES:
+            message = f"the body of the request was in an unknown format: {content_type}"
+            return web.json_response(status_body(415, "UnsupportedMediaType", message), status=415)
+        current = self.objects["nodes"].get(("", name))
+        if current is None:
+            message = f'nodes "{name}" not found'
+            return web.json_response(status_body(404, "NotFound", message), status=404)
+        patched = copy.deepcopy(current)
+        labels = patched["metadata"].setdefault("labels", {})
+        for key, value in (body.get("metadata", {}).get("labels") or {}).items():
+            if value is None:
+                labels.pop(key, None)
+            else:
+                labels[key] = value
+        await self._record("nodes", "MODIFIED", ("", name), patched, False)
+        return web.json_response(self.objects["nodes"][("", name)])
+
+    async def _create_event(self, request: web.Request) -> web.Response:
+        event = await request.json()
+        event.setdefault("metadata", {})["namespace"] = request.match_info["namespace"]
+        generate = event["metadata"].pop("generateName", None)
+        if generate:
+            event["metadata"]["name"] = f"{generate}{len(self.events):05d}"
+        self.events.append(event)
+        return web.json_response(event, status=201)
 
     async def _pods(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, "pods", request.match_info.get("namespace"))

@@ -24,7 +24,9 @@ def test_secret_defaults_show_as_unset_and_readers_are_named() -> None:
     rows = {line.split(" | ")[0]: line for line in reference().splitlines() if line.startswith("|")}
     token = rows["| `STELLAR_CARBON_ELECTRICITYMAPS_TOKEN`"]
     assert "| unset |" in token
-    assert "webhook and reporter" in token
+    assert "webhook, reporter and tiers" in token
     assert "| webhook |" in rows["| `STELLAR_CARBON_WEBHOOK_PORT`"]
     assert "| reporter |" in rows["| `STELLAR_CARBON_REPORTER_INVENTORY`"]
+    assert "| tiers |" in rows["| `STELLAR_CARBON_TIERS_MODE`"]
+    assert "one of dry-run, label" in rows["| `STELLAR_CARBON_TIERS_MODE`"]
     assert "one of kubernetes, demo" in rows["| `STELLAR_CARBON_REPORTER_INVENTORY`"]

@@ -25,6 +25,10 @@
 {{- printf "%s-reporter" (include "stellar-carbon.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{- define "stellar-carbon.tiers.fullname" -}}
+{{- printf "%s-tiers" (include "stellar-carbon.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{/* The webhook configuration is cluster-scoped: include the namespace so two releases in
      different namespaces do not collide. */}}
 {{- define "stellar-carbon.webhook.configName" -}}
