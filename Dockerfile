@@ -4,7 +4,7 @@
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE NOTICE ./
 COPY shared ./shared
 COPY webhook ./webhook
 COPY reporter ./reporter
@@ -20,6 +20,8 @@ ENV PATH=/opt/stellar-carbon/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 COPY --from=build /opt/stellar-carbon /opt/stellar-carbon
+# The licence and the data attributions, also inside the installed package's metadata.
+COPY LICENSE NOTICE /usr/share/doc/stellar-carbon/
 # The distroless-style non-root user the chart's securityContext expects.
 USER 65532:65532
 EXPOSE 8443 8080 9090
