@@ -2,6 +2,7 @@
 #   make run     both services on built-in mock data and the demo inventory (no cluster, no key)
 #   make test    the whole suite: lint, unit/integration, chart, end to end on a real control plane
 #   make check   the fast inner loop: unit and integration tests only (no Go build needed)
+#   make release the chart package, wheel and sdist in dist/, checked and started from a fresh venv
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv run run-webhook run-reporter test check lint e2e control-plane chart bench bench-quick demo clean
+.PHONY: venv run run-webhook run-reporter test check lint e2e control-plane chart release bench bench-quick demo clean
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -49,6 +50,14 @@ chart: venv control-plane
 test: lint control-plane
 	STELLAR_CARBON_BIN=$$(bash tests/e2e/controlplane/build.sh) $(BIN)/pytest tests -p no:cacheprovider
 
+# tests/release is collected only with --dist: it checks what is in the artefacts and starts both
+# console scripts from the wheel installed in a fresh venv.
+release: venv control-plane
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$$(bash tests/e2e/controlplane/build.sh)/helm package charts/stellar-carbon --destination dist
+	$(BIN)/pytest -q tests/release --dist dist -p no:cacheprovider
+
 bench: venv control-plane
 	STELLAR_CARBON_BIN=$$(bash tests/e2e/controlplane/build.sh) $(BIN)/python -m bench
 
@@ -59,4 +68,4 @@ demo: venv control-plane
 	STELLAR_CARBON_BIN=$$(bash tests/e2e/controlplane/build.sh) $(BIN)/python -m tools.demo
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache dist build
