@@ -1,7 +1,10 @@
 # One image, both entrypoints: `stellar-carbon-webhook` and `stellar-carbon-reporter`.
 # Build: docker build -t stellar-carbon:dev .
+# BASE: any Debian bookworm image with python3.11 (and python3-venv) as `python`, e.g. one made with
+# debootstrap where no registry image can be pulled (docs in the README's Development section).
+ARG BASE=python:3.11-slim-bookworm
 
-FROM python:3.11-slim-bookworm AS build
+FROM ${BASE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE NOTICE ./
@@ -12,7 +15,7 @@ RUN python -m venv /opt/stellar-carbon \
  && /opt/stellar-carbon/bin/pip install --no-compile . \
  && find /opt/stellar-carbon -name '__pycache__' -prune -exec rm -rf {} +
 
-FROM python:3.11-slim-bookworm
+FROM ${BASE}
 LABEL org.opencontainers.image.title="stellar-carbon" \
       org.opencontainers.image.description="Carbon-aware placement for Stellar read-pool pods" \
       org.opencontainers.image.licenses="Apache-2.0"

@@ -36,6 +36,7 @@ lint: venv
 	$(BIN)/ruff format --check shared webhook reporter tests tools bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
 
 control-plane:
 	@bash tests/e2e/controlplane/build.sh
