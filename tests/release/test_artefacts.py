@@ -9,9 +9,12 @@ from pathlib import Path
 import yaml
 
 from tests.release.conftest import VERSION, only
+from tests.tools import REPO
 
 DATA = "shared/data/"
 SHIPPED_DATA = {
+    "LICENSE",
+    "NOTICE",
     "README.md",
     "demo-inventory.yaml",
     "grid-profiles-2024.json",
@@ -37,6 +40,12 @@ def test_the_wheel_ships_the_data_with_its_readme_and_without_the_benchmark_repl
         if name.startswith(DATA) and not name.endswith(".py")
     }
     assert data == SHIPPED_DATA
+
+
+def test_the_licence_and_the_notice_beside_the_data_are_the_top_level_files(wheel: Path) -> None:
+    archive = zipfile.ZipFile(wheel)
+    for name in ("LICENSE", "NOTICE"):
+        assert archive.read(DATA + name) == (REPO / name).read_bytes()
 
 
 def test_the_wheel_names_the_three_console_scripts(wheel: Path) -> None:
