@@ -64,7 +64,8 @@ test: lint control-plane
 # tests/release is collected only with --dist: it checks what is in the artefacts and starts both
 # console scripts from the wheel installed in a fresh venv.
 release: venv control-plane
-	rm -rf dist
+	# A stale build/ or egg-info (an older editable install's file list) would leak into the wheel.
+	rm -rf dist build stellar_carbon.egg-info
 	$(BIN)/python -m build --outdir dist .
 	$$(bash tests/e2e/controlplane/build.sh)/helm package charts/stellar-carbon --destination dist
 	$(BIN)/pytest -q tests/release --dist dist -p no:cacheprovider
