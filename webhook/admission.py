@@ -9,25 +9,48 @@ A read-pool pod (hard spread or anti-affinity rules between its pods, ``webhook.
 a ``stellar.org/carbon-policy`` annotation gets ``require`` with the smallest greenest region set
 that holds the rest of its pool; when no set can, preferred terms only, a warning and the
 ``stellar.org/carbon-constraint`` annotation naming the rules in the way.
+
+A read replica in a cluster whose nodes carry carbon tiers follows the grid (``webhook.follow``):
+the same decision is written as terms on ``carbon.stellar.org/tier`` instead of region names,
+with a pool's required set cut from tiers ``0..k`` instead of regions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from shared.carbon.snapshot import CarbonSnapshot
 from shared.cluster.inventory import NodeInfo
 from shared.cluster.workloads import EMPTY, StatefulSetInfo, Workloads
 from shared.core.clock import Clock
 from shared.scoring.ranking import Ranking
-from webhook.decisions import DecisionCache, RegionChoice, region_list
+from shared.scoring.tiers import TIER_LABEL
+from webhook.decisions import DecisionCache, region_list
+from webhook.eligibility import Eligibility
 from webhook.errors import MutationError
-from webhook.mutation import already_decided, mutate
+from webhook.follow import (
+    covered_regions,
+    follows,
+    pool_tiers,
+    share_tiers,
+    tier_hosts,
+    tier_requirement,
+    tier_terms,
+)
+from webhook.mutation import already_decided, mutate, patch_for, preferred_term
 from webhook.outcomes import ERROR, MUTATED, SkipReason, skipped
-from webhook.pools import CONSTRAINT_ANNOTATION, hard_rules, owning_statefulset, pool_need
+from webhook.pools import (
+    CONSTRAINT_ANNOTATION,
+    PoolNeed,
+    hard_rules,
+    owning_statefulset,
+    pool_need,
+)
 from webhook.review import AdmissionRequest, JsonPatchOp, ResponseReview, allow
 from webhook.selection import should_mutate
 from webhook.settings import Policy
@@ -146,9 +169,14 @@ def _decide(
         # Without the pool's placed pods and replicas, a required set could strand them.
         warnings.append("read pool state not listed yet; preferred terms only")
         pool, policy = None, Policy.PREFER
+    following = follows(pod, eligibility)
     extra: dict[str, str] = {}
-    choice: RegionChoice
-    if pool is None:
+    need: PoolNeed | None = None
+    if pool is not None:
+        policy = Policy.REQUIRE
+        need = pool_need(pool, pod, request.namespace, nodes().values(), state, statefulset)
+    if need is None or following:
+        # A following pod's required set is cut from tiers (``_follow_patch``), not regions.
         choice = cache.choice(
             carbon(),
             eligibility,
@@ -158,8 +186,6 @@ def _decide(
             low_carbon_fraction=placement.low_carbon_fraction,
         )
     else:
-        policy = Policy.REQUIRE
-        need = pool_need(pool, pod, request.namespace, nodes().values(), state, statefulset)
         choice = cache.pool_choice(
             carbon(),
             eligibility,
@@ -170,14 +196,7 @@ def _decide(
         )
         if choice.ranking.scores and not choice.low_carbon:
             policy = Policy.PREFER
-            blocking = need.blocking(choice.ranking.regions)
-            extra[CONSTRAINT_ANNOTATION] = ",".join(blocking)
-            more = f" +{len(blocking) - 1} more" if len(blocking) > 1 else ""
-            # Preferred terms only; the annotation names every rule, the warning stays one line.
-            warnings.append(
-                f"carbon-policy require: no region set holds {need.wanted} more pool pods"
-                f" under {blocking[0]}{more}"
-            )
+            warnings.append(_constrained(need, choice.ranking.regions, "region", extra))
     ranking = choice.ranking
     if not ranking.scores:
         warnings.append(
@@ -186,18 +205,23 @@ def _decide(
         return _skipped(request, SkipReason.NO_CARBON_DATA, warnings)
     warnings.extend(choice.warnings)
 
-    if policy is Policy.REQUIRE and not choice.low_carbon:
-        warnings.append("carbon-policy require: no low-carbon region has schedulable nodes")
-    patch = mutate(
-        pod,
-        ranking,
-        choice.terms,
-        policy=policy,
-        region_key=eligibility.region_key,
-        now=now,
-        low_carbon=choice.low_carbon,
-        annotations={**choice.annotations(cache.decided_at(now)), **extra},
-    )
+    annotations = {**choice.annotations(cache.decided_at(now)), **extra}
+    if following:
+        patch = _follow_patch(pod, eligibility, policy, need, annotations, warnings)
+    else:
+        if policy is Policy.REQUIRE and not choice.low_carbon:
+            warnings.append("carbon-policy require: no low-carbon region has schedulable nodes")
+        assert eligibility.region_key is not None
+        patch = mutate(
+            pod,
+            ranking,
+            choice.terms,
+            policy=policy,
+            region_key=eligibility.region_key,
+            now=now,
+            low_carbon=choice.low_carbon,
+            annotations=annotations,
+        )
     if not patch:
         return _skipped(request, SkipReason.ALREADY_DECIDED, warnings)
     if logger.isEnabledFor(logging.DEBUG):
@@ -214,6 +238,53 @@ def _decide(
         patch=tuple(patch),
         warnings=tuple(warnings),
         ranking=ranking,
+    )
+
+
+def _follow_patch(
+    pod: Mapping[str, Any],
+    eligibility: Eligibility,
+    policy: Policy,
+    need: PoolNeed | None,
+    annotations: dict[str, str],
+    warnings: list[str],
+) -> list[JsonPatchOp]:
+    """Tier terms for a pod that follows the grid (``webhook.follow``), instead of region terms:
+    a pool pod gets the smallest tier prefix that holds its pool, ``require`` the prefix with a
+    third of the tiered nodes."""
+    top: int | None = None
+    if need is not None:
+        tiered = dataclasses.replace(need, hosts=tier_hosts(need.hosts))
+        top = pool_tiers(eligibility.tiers, tiered.holds())
+        if top is None:
+            tiers = [str(t) for t in sorted(eligibility.tiers)]
+            warnings.append(_constrained(tiered, tiers, "tier", annotations))
+    elif policy is Policy.REQUIRE:
+        top = share_tiers(eligibility.tiers)
+    requirement = tier_requirement(top) if top is not None else None
+    return patch_for(
+        pod,
+        [preferred_term(term, TIER_LABEL) for term in tier_terms(eligibility.tiers)],
+        requirement,
+        annotations,
+        required_regions=(
+            covered_regions(eligibility.tier_regions, top) if top is not None else ()
+        ),
+    )
+
+
+def _constrained(
+    need: PoolNeed, domains: Collection[str], kind: str, annotations: dict[str, str]
+) -> str:
+    """Record in ``annotations`` the rules that keep every set of ``domains`` from holding the
+    pool, and return the one-line warning."""
+    blocking = need.blocking(domains)
+    annotations[CONSTRAINT_ANNOTATION] = ",".join(blocking)
+    more = f" +{len(blocking) - 1} more" if len(blocking) > 1 else ""
+    # Preferred terms only; the annotation names every rule, the warning stays one line.
+    return (
+        f"carbon-policy require: no {kind} set holds {need.wanted} more pool pods"
+        f" under {blocking[0]}{more}"
     )
 
 

@@ -266,6 +266,8 @@ class DecisionCache:
                     regions=MappingProxyType(dict(computed.regions)),
                     region_key=computed.region_key,
                     nodes=computed.nodes,
+                    tiers=MappingProxyType(dict(computed.tiers)),
+                    tier_regions=MappingProxyType(dict(computed.tier_regions)),
                 ),
                 regions=frozenset(computed.regions.items()),
             )

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.cluster.inventory import NodeInfo, Taint
 from shared.core.shapes import array_reader, object_reader
+from shared.scoring.tiers import TIER_LABEL
 from webhook.errors import MutationError
 
 # A wrong type anywhere the decision reads makes the pod unsupported (admitted unchanged).
@@ -42,6 +43,10 @@ class Eligibility:
     """Label key carrying the region on those nodes; None when no eligible node has a region."""
     nodes: int = 0
     """Eligible nodes in total, including those without a region label."""
+    tiers: Mapping[int, int] = field(default_factory=dict)
+    """Carbon tier (``carbon.stellar.org/tier``) → regioned eligible nodes carrying it."""
+    tier_regions: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
+    """Carbon tier → the regions (sorted) of the regioned eligible nodes carrying it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +110,31 @@ def eligible_regions(pod: Mapping[str, Any], nodes: Iterable[NodeInfo]) -> Eligi
     if key is None:
         return Eligibility(regions={}, region_key=None, nodes=len(eligible))
     counts = Counter(node.labels[key] for node in eligible if node.labels.get(key))
-    return Eligibility(regions=dict(counts), region_key=key, nodes=len(eligible))
+    tiers: Counter[int] = Counter()
+    tier_regions: dict[int, set[str]] = {}
+    for node in eligible:
+        region = node.labels.get(key)
+        tier = tier_value(node.labels.get(TIER_LABEL))
+        if region and tier is not None:
+            tiers[tier] += 1
+            tier_regions.setdefault(tier, set()).add(region)
+    return Eligibility(
+        regions=dict(counts),
+        region_key=key,
+        nodes=len(eligible),
+        tiers=dict(tiers),
+        tier_regions={tier: tuple(sorted(names)) for tier, names in tier_regions.items()},
+    )
+
+
+def tier_value(label: str | None) -> int | None:
+    """The tier a ``carbon.stellar.org/tier`` label value names: a plain decimal number as the
+    tier component writes it (``"0"``, ``"3"``); anything else (``"03"``, ``"-1"``, ``"x"``)
+    names none, since a term written from it could not match what the label later holds."""
+    if label is None or not label.isascii() or not label.isdigit():
+        return None
+    tier = int(label)
+    return tier if str(tier) == label else None
 
 
 def region_key(nodes: Sequence[NodeInfo]) -> str | None:

@@ -72,25 +72,47 @@ def mutate(
     """
     if already_decided(pod) or not ranking.scores:
         return []
-    our_terms = [preferred_term(term, region_key) for term in terms]
-    node_affinity = _member(pod, "spec", "affinity", "nodeAffinity")
-    existing_preferred = _array(node_affinity.get(PREFERRED), f"nodeAffinity.{PREFERRED}")
-    if our_terms and existing_preferred and all(term in existing_preferred for term in our_terms):
-        return []
     requirement = (
         region_requirement(region_key, low_carbon)
         if policy is Policy.REQUIRE and low_carbon
         else None
     )
-    ops = _affinity_ops(pod, our_terms, requirement)
     if annotations is None:
         annotations = decision_annotations(ranking, now)
+    return patch_for(
+        pod,
+        [preferred_term(term, region_key) for term in terms],
+        requirement,
+        annotations,
+        required_regions=requirement["values"] if requirement is not None else (),
+    )
+
+
+def patch_for(
+    pod: Mapping[str, Any],
+    preferred: Sequence[dict[str, Any]],
+    requirement: dict[str, Any] | None,
+    annotations: Mapping[str, str],
+    *,
+    required_regions: Sequence[str] = (),
+) -> list[JsonPatchOp]:
+    """The patch that adds ``preferred`` terms, AND-s ``requirement`` (a ``matchExpression``)
+    into the required terms and sets ``annotations``; ``[]`` for a pod already decided or
+    already carrying all of ``preferred``.
+
+    With a requirement, ``required_regions`` (the regions it lets the pod into) go into
+    ``stellar.org/carbon-required-regions``."""
+    if already_decided(pod):
+        return []
+    our_terms = list(preferred)
+    node_affinity = _member(pod, "spec", "affinity", "nodeAffinity")
+    existing_preferred = _array(node_affinity.get(PREFERRED), f"nodeAffinity.{PREFERRED}")
+    if our_terms and existing_preferred and all(term in existing_preferred for term in our_terms):
+        return []
+    ops = _affinity_ops(pod, our_terms, requirement)
     if requirement is not None:
         # Says the pod is restricted, so a pod the set leaves Pending can be told apart later.
-        annotations = {
-            **annotations,
-            REQUIRED_REGIONS_ANNOTATION: ",".join(requirement["values"]),
-        }
+        annotations = {**annotations, REQUIRED_REGIONS_ANNOTATION: ",".join(required_regions)}
     ops.extend(_annotation_ops(pod, annotations))
     return ops
 

@@ -12,6 +12,7 @@ quotes. ``admit`` is driven directly for speed; the HTTP edge has its own tests 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -21,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.core.clock import fixed
+from shared.scoring.tiers import TIER_LABEL
 from tests.unit.webhook.builders import (
     K8S_SCHEMA,
     NOW,
@@ -38,6 +40,11 @@ from webhook.settings import Policy
 REGIONS = ["us-west-2", "europe-west1", "ap-south-1", "nowhere-1"]
 KEYS = ["topology.kubernetes.io/region", "kubernetes.io/hostname", "disk"]
 NODES = cluster()
+TIERED_NODES = {
+    name: dataclasses.replace(n, labels={**n.labels, TIER_LABEL: str(tier)})
+    for (name, n), tier in zip(NODES.items(), (0, 0, 2, 5), strict=True)
+}
+"""The same nodes labelled by the tier component: read replicas get terms on tiers."""
 CARBON = snapshot(THREE_REGIONS)
 JUNK = st.one_of(
     st.integers(-(2**70), 2**70), st.text(max_size=20), st.booleans(), st.lists(st.none())
@@ -176,12 +183,13 @@ def pods(draw: st.DrawFn) -> dict[str, Any]:
     return pod
 
 
-def _decide(pod: dict[str, Any], policy: Policy) -> Any:
+def _decide(pod: dict[str, Any], policy: Policy, *, tiered: bool = False) -> Any:
     request = parse_review(json.dumps(review(pod)))
+    nodes = TIERED_NODES if tiered else NODES
     return admit(
         request,
         carbon=lambda: CARBON,
-        nodes=lambda: NODES,
+        nodes=lambda: nodes,
         placement=Placement(default_policy=policy),
         clock=fixed(NOW),
     )
@@ -198,12 +206,12 @@ def _schema_valid(pod: dict[str, Any]) -> bool:
     return True
 
 
-@given(pod=pods(), policy=st.sampled_from(list(Policy)))
+@given(pod=pods(), policy=st.sampled_from(list(Policy)), tiered=st.booleans())
 def test_every_pod_is_allowed_and_every_patch_applies_and_keeps_it_a_pod(
-    pod: dict[str, Any], policy: Policy
+    pod: dict[str, Any], policy: Policy, tiered: bool
 ) -> None:
     sent = copy.deepcopy(pod)
-    admission = _decide(pod, policy)
+    admission = _decide(pod, policy, tiered=tiered)
 
     assert admission.response["response"]["allowed"] is True
     assert admission.outcome != "error"
