@@ -4,6 +4,7 @@
 #   make check   the fast inner loop: unit and integration tests only (no Go build needed)
 #   make fuzz    the hostile-input properties (webhook reviews, reporter API) with many examples
 #   make release the chart package, wheel and sdist in dist/, checked and started from a fresh venv
+#   make image   the container image built without a daemon (buildah, debootstrap; root), smoke-run
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +12,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv run run-webhook run-reporter run-tiers test check fuzz lint e2e control-plane chart release bench bench-quick demo clean
+.PHONY: venv run run-webhook run-reporter run-tiers test check fuzz lint e2e control-plane chart release image bench bench-quick demo clean
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -69,6 +70,9 @@ release: venv control-plane
 	$(BIN)/python -m build --outdir dist .
 	$$(bash tests/e2e/controlplane/build.sh)/helm package charts/stellar-carbon --destination dist
 	$(BIN)/pytest -q tests/release --dist dist -p no:cacheprovider
+
+image: venv
+	bash tools/image.sh
 
 bench: venv control-plane
 	STELLAR_CARBON_BIN=$$(bash tests/e2e/controlplane/build.sh) $(BIN)/python -m bench
