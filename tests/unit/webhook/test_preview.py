@@ -34,12 +34,11 @@ def test_statefulset_pod_is_printed_mutated_and_valid(capsys: pytest.CaptureFixt
     assert code == 0
     pod = yaml.safe_load(out)
     kubernetes_validate.validate(pod, K8S_SCHEMA, strict=True)
-    assert pod["metadata"]["name"] == "mainnet-core-read-0"
+    assert pod["metadata"]["name"] == "carbon-validator-read-0"
     affinity = pod["spec"]["affinity"]
-    assert (
-        affinity["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["weight"]
-        == 50
-    ), "the template's own affinity is kept"
+    anti = affinity["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert anti[0]["topologyKey"] == "kubernetes.io/hostname", "the template's own affinity is kept"
+    assert len(pod["spec"]["topologySpreadConstraints"]) == 2
     terms = affinity["nodeAffinity"][PREFERRED]
     assert terms[0]["weight"] == 100
     assert all(1 <= t["weight"] <= 100 for t in terms)
