@@ -7,7 +7,6 @@ stay raw JSON and go straight through ``shared.cluster.topology`` (nodes) and
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -19,10 +18,9 @@ from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
 from shared.cluster.inventory import NodeInfo, PodInfo
 from shared.cluster.kube.api import call_raw
-from shared.cluster.kube.reflector import Reflector, WatchSettings
+from shared.cluster.kube.reflector import Reflector, ReflectorGroup, WatchSettings
 from shared.cluster.pods import pod_from_manifest, pod_role
 from shared.cluster.topology import node_from_manifest
-from shared.core.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +53,7 @@ def _stellar_pod(raw: Mapping[str, Any]) -> PodInfo | None:
     return pod_from_manifest(raw)
 
 
-class KubeInventory:
+class KubeInventory(ReflectorGroup):
     """Nodes (and optionally Stellar pods) of the cluster, kept current in the background.
 
     Implements ``shared.cluster.inventory.Inventory``. Reads are synchronous and return immutable
@@ -69,6 +67,8 @@ class KubeInventory:
     change that alters a node or pod the inventory keeps (status heartbeats do not).
     """
 
+    _task_prefix = "inventory"
+
     def __init__(
         self,
         api: ApiClient,
@@ -81,11 +81,11 @@ class KubeInventory:
         settings: WatchSettings | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        super().__init__()
         core = CoreV1Api(api)
         settings = settings or WatchSettings()
         rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self._on_change = on_change
-        self._tasks: list[asyncio.Task[None]] = []
 
         def convert_node(raw: Mapping[str, Any]) -> NodeInfo:
             return node_from_manifest(raw, extra_region_key)
@@ -121,40 +121,7 @@ class KubeInventory:
     def pods(self) -> Mapping[tuple[str, str], PodInfo]:
         return self._pods.items if self._pods is not None else MappingProxyType({})
 
-    @property
-    def synced(self) -> bool:
-        return all(r.synced.is_set() for r in self._reflectors())
-
-    @property
-    def last_error(self) -> str | None:
-        """The latest list/watch failure not yet followed by a success, for health checks."""
-        errors = [f"{r.kind}: {r.last_error}" for r in self._reflectors() if r.last_error]
-        return "; ".join(errors) or None
-
     # --- lifecycle ------------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Start the list + watch loops. Returns at once; see ``wait_synced``."""
-        if self._tasks:
-            return
-        self._tasks = [
-            asyncio.create_task(r.run(), name=f"inventory-{r.kind}") for r in self._reflectors()
-        ]
-
-    async def wait_synced(self, timeout: float) -> bool:  # noqa: ASYNC109 (a bool, not an error)
-        """Wait up to ``timeout`` seconds for the first full list; True when synced."""
-        try:
-            async with asyncio.timeout(timeout):
-                for reflector in self._reflectors():
-                    await reflector.synced.wait()
-        except TimeoutError:
-            return False
-        return True
-
-    async def stop(self) -> None:
-        """Stop the loops and wait for them to end. The last state stays readable."""
-        tasks, self._tasks = self._tasks, []
-        await cancel_and_wait(*tasks)
 
     def _reflectors(self) -> list[Reflector[Any, Any]]:
         return [self._nodes] if self._pods is None else [self._nodes, self._pods]

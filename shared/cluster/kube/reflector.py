@@ -9,12 +9,13 @@ here raises into the caller once started: readers always get the last good state
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import json
 import logging
 import random
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
@@ -24,6 +25,7 @@ import aiohttp
 from shared.cluster.kube.api import KubeApiError, RawCall, retry_after_seconds, status_message
 from shared.core.backoff import Backoff
 from shared.core.errors import truncate
+from shared.core.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -269,3 +271,54 @@ class Reflector(Generic[K, V]):
             # only meet the same object again.
             logger.warning("%s: ignoring %s: %s", self.kind, key, e)
             return key, None
+
+
+class ReflectorGroup(abc.ABC):
+    """Several list + watch loops started, awaited and stopped together.
+
+    The node inventory and the workload watches are both such a group; a subclass names its
+    reflectors and a task name prefix.
+    """
+
+    _task_prefix = "watch"
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @abc.abstractmethod
+    def _reflectors(self) -> Sequence[Reflector[Any, Any]]:
+        """The loops of the group, in the order they sync."""
+
+    @property
+    def synced(self) -> bool:
+        return all(r.synced.is_set() for r in self._reflectors())
+
+    @property
+    def last_error(self) -> str | None:
+        """The latest list/watch failure not yet followed by a success, for health checks."""
+        errors = [f"{r.kind}: {r.last_error}" for r in self._reflectors() if r.last_error]
+        return "; ".join(errors) or None
+
+    async def start(self) -> None:
+        """Start the list + watch loops. Returns at once; see ``wait_synced``."""
+        if self._tasks:
+            return
+        self._tasks = [
+            asyncio.create_task(r.run(), name=f"{self._task_prefix}-{r.kind}")
+            for r in self._reflectors()
+        ]
+
+    async def wait_synced(self, timeout: float) -> bool:  # noqa: ASYNC109 (a bool, not an error)
+        """Wait up to ``timeout`` seconds for the first full list of each; True when synced."""
+        try:
+            async with asyncio.timeout(timeout):
+                for reflector in self._reflectors():
+                    await reflector.synced.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def stop(self) -> None:
+        """Stop the loops and wait for them to end. The last state stays readable."""
+        tasks, self._tasks = self._tasks, []
+        await cancel_and_wait(*tasks)

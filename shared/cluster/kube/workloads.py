@@ -8,7 +8,6 @@ region set (``RestrictedPod``), which the snapshot holds apart from the bound on
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import Mapping
@@ -19,7 +18,7 @@ from typing import Any
 from kubernetes_asyncio.client import ApiClient, AppsV1Api, CoreV1Api
 
 from shared.cluster.kube.api import call_raw
-from shared.cluster.kube.reflector import Reflector, WatchSettings
+from shared.cluster.kube.reflector import Reflector, ReflectorGroup, WatchSettings
 from shared.cluster.workloads import (
     BoundPod,
     NamespaceInfo,
@@ -31,7 +30,6 @@ from shared.cluster.workloads import (
     statefulset_from_manifest,
     watched_pod_from_manifest,
 )
-from shared.core.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +52,15 @@ def _name_key(raw: Mapping[str, Any]) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-class KubeWorkloads:
+class KubeWorkloads(ReflectorGroup):
     """Every StatefulSet, namespace and bound pod of the cluster, kept current in the background,
     and the unbound pods the webhook restricted to a required region set.
 
     Every pod is watched, not only Stellar ones: the free room of a node counts all the pods
     bound to it. The ``ApiClient`` belongs to the caller, who closes it after ``stop()``.
     """
+
+    _task_prefix = "workloads"
 
     def __init__(
         self,
@@ -69,10 +69,10 @@ class KubeWorkloads:
         settings: WatchSettings | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        super().__init__()
         core, apps = CoreV1Api(api), AppsV1Api(api)
         settings = settings or WatchSettings()
         rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
-        self._tasks: list[asyncio.Task[None]] = []
         self._statefulsets: Reflector[tuple[str, str], StatefulSetInfo] = Reflector(
             "statefulsets",
             partial(call_raw, apps.list_stateful_set_for_all_namespaces),
@@ -130,42 +130,12 @@ class KubeWorkloads:
             built = self._built = (key, state)
         return built[1]
 
-    @property
-    def synced(self) -> bool:
-        return all(r.synced.is_set() for r in self._reflectors())
-
     def stats(self) -> tuple[WatchStats, ...]:
         """Size, sync and last event of each watch, for readiness and metrics."""
         return tuple(
             WatchStats(r.kind, len(r.items), r.synced.is_set(), r.heard_at)
             for r in self._reflectors()
         )
-
-    @property
-    def last_error(self) -> str | None:
-        errors = [f"{r.kind}: {r.last_error}" for r in self._reflectors() if r.last_error]
-        return "; ".join(errors) or None
-
-    async def start(self) -> None:
-        """Start the list + watch loops. Returns at once; see ``wait_synced``."""
-        if self._tasks:
-            return
-        self._tasks = [
-            asyncio.create_task(r.run(), name=f"workloads-{r.kind}") for r in self._reflectors()
-        ]
-
-    async def wait_synced(self, timeout: float) -> bool:  # noqa: ASYNC109 (a bool, not an error)
-        try:
-            async with asyncio.timeout(timeout):
-                for reflector in self._reflectors():
-                    await reflector.synced.wait()
-        except TimeoutError:
-            return False
-        return True
-
-    async def stop(self) -> None:
-        tasks, self._tasks = self._tasks, []
-        await cancel_and_wait(*tasks)
 
     def _reflectors(self) -> list[Reflector[Any, Any]]:
         return [self._statefulsets, self._namespaces, self._pods]
