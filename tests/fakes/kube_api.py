@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import copy
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from shared.cluster.kube.reflector import WatchSettings
 
 Obj = dict[str, Any]
 WAIT = 5.0  # generous upper bound for anything to happen; tests finish as soon as it does
@@ -344,6 +348,26 @@ class FakeKubeApi:
 
 
 # --- manifests ----------------------------------------------------------------------------------
+
+
+FAST = WatchSettings(
+    watch_timeout_s=30, backoff_initial_s=0.01, backoff_max_s=0.05, request_timeout_s=5
+)
+"""Watch settings for tests: retries within milliseconds, so failures heal while a test waits."""
+
+
+@contextlib.asynccontextmanager
+async def serving(api: FakeKubeApi | None = None) -> AsyncIterator[FakeKubeApi]:
+    """``api`` (a new one by default) on a free loopback port; shut down and closed on exit."""
+    api = api or FakeKubeApi()
+    server = TestServer(api.app(), host="127.0.0.1")
+    await server.start_server()
+    api.base_url = f"http://127.0.0.1:{server.port}"
+    try:
+        yield api
+    finally:
+        await api.shutdown()
+        await server.close()
 
 
 def node(

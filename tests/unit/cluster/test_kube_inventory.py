@@ -14,18 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from shared.cluster.inventory import Inventory, Taint
 from shared.cluster.kube import KubeInventory, WatchSettings, load_api_client
 from shared.core.errors import ConfigError
 from shared.core.models import Cloud
-from tests.fakes.kube_api import WAIT, FakeKubeApi, node, pod, read_replica
+from tests.fakes.kube_api import FAST, WAIT, FakeKubeApi, node, pod, read_replica, serving
 
-FAST = WatchSettings(
-    watch_timeout_s=30, backoff_initial_s=0.01, backoff_max_s=0.05, request_timeout_s=5
-)
 APP_NAME = "app.kubernetes.io/name"
 
 
@@ -34,15 +30,8 @@ APP_NAME = "app.kubernetes.io/name"
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeKubeApi]:
-    api = FakeKubeApi()
-    server = TestServer(api.app(), host="127.0.0.1")
-    await server.start_server()
-    api.base_url = f"http://127.0.0.1:{server.port}"
-    try:
+    async with serving() as api:
         yield api
-    finally:
-        await api.shutdown()
-        await server.close()
 
 
 @pytest.fixture

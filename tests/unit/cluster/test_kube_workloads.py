@@ -11,16 +11,12 @@ from typing import Any
 
 import pytest
 import yaml
-from aiohttp.test_utils import TestServer
 from kubernetes_asyncio.client import ApiClient, Configuration
 
-from shared.cluster.kube import KubeWorkloads, WatchSettings
+from shared.cluster.kube import KubeWorkloads
 from shared.cluster.workloads import Requested, RestrictedPod
-from tests.fakes.kube_api import WAIT, FakeKubeApi, namespace, pod
+from tests.fakes.kube_api import FAST, WAIT, FakeKubeApi, namespace, pod, serving
 
-FAST = WatchSettings(
-    watch_timeout_s=30, backoff_initial_s=0.01, backoff_max_s=0.05, request_timeout_s=5
-)
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "operator-read-pool"
 
 
@@ -31,15 +27,8 @@ def operator_statefulset() -> dict[str, Any]:
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeKubeApi]:
-    api = FakeKubeApi()
-    server = TestServer(api.app(), host="127.0.0.1")
-    await server.start_server()
-    api.base_url = f"http://127.0.0.1:{server.port}"
-    try:
+    async with serving() as api:
         yield api
-    finally:
-        await api.shutdown()
-        await server.close()
 
 
 @pytest.fixture

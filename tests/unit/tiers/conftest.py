@@ -5,28 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp.test_utils import TestServer
 from kubernetes_asyncio.client import ApiClient, Configuration
 
-from shared.cluster.kube import KubeInventory, WatchSettings
-from tests.fakes.kube_api import FakeKubeApi
-
-FAST = WatchSettings(
-    watch_timeout_s=30, backoff_initial_s=0.01, backoff_max_s=0.05, request_timeout_s=5
-)
+from shared.cluster.kube import KubeInventory
+from tests.fakes.kube_api import FAST, FakeKubeApi, serving
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeKubeApi]:
-    api = FakeKubeApi()
-    server = TestServer(api.app(), host="127.0.0.1")
-    await server.start_server()
-    api.base_url = f"http://127.0.0.1:{server.port}"
-    try:
+    async with serving() as api:
         yield api
-    finally:
-        await api.shutdown()
-        await server.close()
 
 
 @pytest.fixture
