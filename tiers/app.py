@@ -8,12 +8,12 @@ rollout and an operator that it is working.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from shared.cluster.inventory import Inventory
+from shared.health import not_ready_reasons, readiness_body
 from tiers.loop import SnapshotSource
 from tiers.metrics import TierMetrics
 
@@ -43,19 +43,9 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 async def _readyz(request: web.Request) -> web.Response:
-    reasons: list[str] = []
-    if not request.app[_INVENTORY].synced:
-        reasons.append("node inventory not synced yet")
-    try:
-        if request.app[_SNAPSHOT_SOURCE]().empty:
-            reasons.append("no carbon data yet")
-    except Exception:
-        logger.exception("cannot read the carbon snapshot")
-        reasons.append("carbon snapshot unreadable")
-    body: dict[str, Any] = {"ready": not reasons}
-    if reasons:
-        body["reasons"] = reasons
-    return web.json_response(body, status=503 if reasons else 200)
+    reasons = not_ready_reasons(request.app[_SNAPSHOT_SOURCE], request.app[_INVENTORY])
+    body, status = readiness_body(reasons)
+    return web.json_response(body, status=status)
 
 
 async def _metrics(request: web.Request) -> web.Response:

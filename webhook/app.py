@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -23,6 +22,7 @@ from shared.cluster.inventory import Inventory
 from shared.cluster.workloads import EMPTY, Workloads
 from shared.core.clock import Clock
 from shared.core.shapes import quote
+from shared.health import not_ready_reasons, readiness_body
 from shared.scoring.ranking import DEFAULT_HORIZON_HOURS
 from webhook.admission import Placement, admit
 from webhook.decisions import DecisionCache
@@ -160,8 +160,7 @@ async def _readyz(request: web.Request) -> web.Response:
     reasons: list[str] = []
     if not request.app[_SERVING]():
         reasons.append("HTTPS site not serving yet")
-    if not request.app[_INVENTORY].synced:
-        reasons.append("node inventory not synced yet")
+    reasons += not_ready_reasons(request.app[_SNAPSHOT_SOURCE], request.app[_INVENTORY])
     try:
         waiting = [w.resource for w in request.app[_WATCHES]() if not w.synced]
     except Exception:
@@ -169,16 +168,8 @@ async def _readyz(request: web.Request) -> web.Response:
         waiting = ["unreadable"]
     if waiting:
         reasons.append(f"workload watches not synced yet: {', '.join(waiting)}")
-    try:
-        if request.app[_SNAPSHOT_SOURCE]().empty:
-            reasons.append("no carbon data yet")
-    except Exception:
-        logger.exception("cannot read the carbon snapshot")
-        reasons.append("carbon snapshot unreadable")
-    body: dict[str, Any] = {"ready": not reasons}
-    if reasons:
-        body["reasons"] = reasons
-    return web.json_response(body, status=503 if reasons else 200)
+    body, status = readiness_body(reasons)
+    return web.json_response(body, status=status)
 
 
 async def _metrics(request: web.Request) -> web.Response:
