@@ -28,6 +28,7 @@ from shared.carbon.snapshot import CarbonSnapshot
 from shared.cluster.inventory import NodeInfo
 from shared.cluster.workloads import EMPTY, StatefulSetInfo, Workloads
 from shared.core.clock import Clock
+from shared.core.shapes import object_or_empty
 from shared.scoring.ranking import Ranking
 from shared.scoring.tiers import TIER_LABEL
 from webhook.decisions import DecisionCache, region_list
@@ -204,6 +205,16 @@ def _decide(
         )
         return _skipped(request, SkipReason.NO_CARBON_DATA, warnings)
     warnings.extend(choice.warnings)
+    excluded = cache.excluded_greener(
+        carbon(), eligibility, nodes(), now=now, horizon_hours=placement.horizon_hours
+    )
+    if excluded and CONSTRAINT_ANNOTATION not in extra:
+        rule = _own_rule(pod)
+        extra[CONSTRAINT_ANNOTATION] = rule
+        warnings.append(
+            f"the pod's own {rule} excludes greener regions ({region_list(excluded)}); "
+            "carbon placement is limited to the regions it allows"
+        )
 
     annotations = {**choice.annotations(cache.decided_at(now)), **extra}
     if following:
@@ -286,6 +297,19 @@ def _constrained(
         f"carbon-policy require: no {kind} set holds {need.wanted} more pool pods"
         f" under {blocking[0]}{more}"
     )
+
+
+def _own_rule(pod: Mapping[str, Any]) -> str:
+    """Which of the pod's own placement rules narrows its regions, for the constraint annotation:
+    its required node affinity (the operator's jurisdiction placement writes one), else its node
+    selector, else the taints it does not tolerate."""
+    spec = object_or_empty(pod.get("spec"))
+    node_affinity = object_or_empty(object_or_empty(spec.get("affinity")).get("nodeAffinity"))
+    if node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution"):
+        return "nodeAffinity"
+    if spec.get("nodeSelector"):
+        return "nodeSelector"
+    return "tolerations"
 
 
 def _owner(request: AdmissionRequest, state: Workloads) -> StatefulSetInfo | None:

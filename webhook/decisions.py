@@ -295,6 +295,32 @@ class DecisionCache:
             state.choices.put(key, found)
         return found
 
+    def excluded_greener(
+        self,
+        snapshot: CarbonSnapshot,
+        eligibility: Eligibility,
+        nodes: Mapping[str, NodeInfo],
+        *,
+        now: datetime,
+        horizon_hours: int,
+    ) -> tuple[str, ...]:
+        """Regions with schedulable nodes that are greener than every region the pod's own rules
+        (node selector, required node affinity, tolerations) leave it, greenest first: what those
+        rules cost in carbon. Empty when the pod may use the greenest region."""
+        allowed = eligibility.regions
+        anywhere, _ = self.eligibility({}, nodes)
+        ranking = self._carbon_state(snapshot, now=now, horizon_hours=horizon_hours).full
+        best_allowed = next((s for s in ranking.scores if s.region in allowed), None)
+        if best_allowed is None:
+            return ()
+        return tuple(
+            score.region
+            for score in ranking.scores
+            if score.expected_g_per_kwh < best_allowed.expected_g_per_kwh
+            and score.region in anywhere.regions
+            and score.region not in allowed
+        )
+
     def pool_choice(
         self,
         snapshot: CarbonSnapshot,

@@ -67,6 +67,54 @@ def test_only_eligible_regions_are_ranked() -> None:
     assert "affinity" not in apply_and_validate(pod, list(admission.patch))["spec"]
 
 
+def test_a_jurisdiction_term_that_allows_only_dirty_regions_is_named_as_the_constraint() -> None:
+    # What the operator writes for spec.placement.jurisdiction: a required term on the region label.
+    jurisdiction = {
+        "nodeAffinity": {
+            REQUIRED: {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {
+                                "key": "topology.kubernetes.io/region",
+                                "operator": "In",
+                                "values": ["europe-west1", "ap-south-1"],
+                            }
+                        ]
+                    }
+                ]
+            }
+        }
+    }
+    pod = read_replica_pod(spec__affinity=jurisdiction)
+
+    admission = decide(pod)
+
+    assert admission.outcome == "mutated"
+    assert any("excludes greener regions (us-west-2)" in w for w in admission.warnings)
+    annotations = apply_and_validate(pod, list(admission.patch))["metadata"]["annotations"]
+    assert annotations["stellar.org/carbon-constraint"] == "nodeAffinity"
+
+
+def test_a_pod_free_to_use_the_greenest_region_names_no_constraint() -> None:
+    admission = decide(read_replica_pod())
+
+    annotations = apply_and_validate(read_replica_pod(), list(admission.patch))["metadata"][
+        "annotations"
+    ]
+    assert "stellar.org/carbon-constraint" not in annotations
+    assert not any("excludes greener regions" in w for w in admission.warnings)
+
+
+def test_a_node_selector_on_a_dirtier_region_is_named_too() -> None:
+    pod = read_replica_pod(spec__nodeSelector={"topology.kubernetes.io/region": "ap-south-1"})
+
+    admission = decide(pod)
+
+    annotations = apply_and_validate(pod, list(admission.patch))["metadata"]["annotations"]
+    assert annotations["stellar.org/carbon-constraint"] == "nodeSelector"
+
+
 def test_static_data_is_used_and_flagged() -> None:
     carbon = snapshot(
         {
