@@ -48,7 +48,6 @@ from webhook.outcomes import ERROR, MUTATED, SkipReason, skipped
 from webhook.pools import (
     CONSTRAINT_ANNOTATION,
     PoolNeed,
-    hard_rules,
     owning_statefulset,
     pool_need,
 )
@@ -161,7 +160,7 @@ def _decide(
         return _skipped(request, SkipReason.NO_ELIGIBLE_NODES, warnings)
 
     pool = (
-        hard_rules(pod)
+        cache.pool_rules(pod)
         if decision.policy is Policy.REQUIRE or not decision.explicit_policy
         else None
     )

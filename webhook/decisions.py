@@ -35,12 +35,14 @@ from typing import Any, Generic, TypeGuard, TypeVar
 import orjson
 
 from shared.carbon.snapshot import CarbonSnapshot
+from shared.cluster.constraints import PoolConstraints
 from shared.cluster.inventory import NodeInfo
 from shared.core.clock import rfc3339
 from shared.core.models import Freshness
 from shared.scoring.ranking import PreferenceTerm, Ranking, low_carbon_set, preference_terms, rank
 from webhook.eligibility import Eligibility, eligible_regions
 from webhook.mutation import annotations_from
+from webhook.pools import hard_rules, pool_rules_key
 
 DEFAULT_MAX_ENTRIES = 256
 """Constraint sets (and eligible region sets) remembered per data state."""
@@ -247,6 +249,20 @@ class DecisionCache:
         self._nodes: _NodesState | None = None
         self._carbon: _CarbonState | None = None
         self._stamp: tuple[float, str] = (float("nan"), "")
+        self._pools: Lru[bytes, tuple[PoolConstraints | None]] = Lru(max_entries)
+
+    def pool_rules(self, pod: Mapping[str, Any]) -> PoolConstraints | None:
+        """``webhook.pools.hard_rules(pod)``, remembered by what it reads: a read pool's pods
+        share their template, and parsing its quantities costs more than the rest of a decision.
+
+        Raises ``MutationError`` like ``hard_rules`` (and remembers nothing then)."""
+        key = pool_rules_key(pod)
+        found = self._pools.get(key) if key is not None else None
+        if found is None:
+            found = (hard_rules(pod),)
+            if key is not None:
+                self._pools.put(key, found)
+        return found[0]
 
     def eligibility(
         self, pod: Mapping[str, Any], nodes: Mapping[str, NodeInfo]

@@ -19,6 +19,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from shared.cluster.constraints import ConstraintError, PoolConstraints
 from shared.cluster.inventory import NodeInfo
 from shared.cluster.room import Host, PlacedPod, holds_pool
@@ -72,11 +74,44 @@ def hard_rules(pod: Mapping[str, Any]) -> PoolConstraints | None:
     """The pod's pool constraints when it has hard rules between pool pods, else None.
 
     Raises ``MutationError`` on rules the scheduler would reject."""
+    if not _may_have_hard_rules(pod):
+        return None  # most pods: no spread constraint and no pod anti-affinity at all
     try:
         pool = PoolConstraints.from_pod(pod)
     except ConstraintError as e:
         raise MutationError(f"pod scheduling constraints: {e}") from e
     return pool if pool.spreads or pool.anti_affinity else None
+
+
+def pool_rules_key(pod: Mapping[str, Any]) -> bytes | None:
+    """Canonical JSON of what ``hard_rules`` reads (labels, spreads, pod anti-affinity,
+    containers' requests), to remember its answer by; None when that is not plain JSON."""
+    metadata = object_or_empty(pod.get("metadata"))
+    spec = object_or_empty(pod.get("spec"))
+    affinity = object_or_empty(spec.get("affinity"))
+    containers = spec.get("containers")
+    requests = (
+        [object_or_empty(object_or_empty(c).get("resources")).get("requests") for c in containers]
+        if type(containers) is list
+        else containers
+    )
+    parts = [
+        metadata.get("labels"),
+        spec.get("topologySpreadConstraints"),
+        affinity.get("podAntiAffinity"),
+        requests,
+    ]
+    try:
+        return orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return None
+
+
+def _may_have_hard_rules(pod: Mapping[str, Any]) -> bool:
+    spec = object_or_empty(pod.get("spec"))
+    if spec.get("topologySpreadConstraints"):
+        return True
+    return bool(object_or_empty(spec.get("affinity")).get("podAntiAffinity"))
 
 
 def owning_statefulset(
