@@ -42,7 +42,7 @@ from shared.core.models import Freshness
 from shared.scoring.ranking import PreferenceTerm, Ranking, low_carbon_set, preference_terms, rank
 from webhook.eligibility import Eligibility, eligible_regions
 from webhook.mutation import annotations_from
-from webhook.pools import hard_rules, pool_rules_key
+from webhook.pools import hard_rules, may_have_hard_rules, pool_rules_key
 
 DEFAULT_MAX_ENTRIES = 256
 """Constraint sets (and eligible region sets) remembered per data state."""
@@ -220,6 +220,7 @@ class _CarbonState:
         self.horizon_hours = horizon_hours
         self.full = rank(snapshot, snapshot.regions, now=now, horizon_hours=horizon_hours)
         self.choices: Lru[tuple[frozenset[tuple[str, int]], float], RegionChoice] = Lru(size)
+        self.excluded: Lru[frozenset[tuple[str, int]], tuple[object, tuple[str, ...]]] = Lru(size)
 
     def usable(
         self, snapshot: CarbonSnapshot, *, now: datetime, horizon_hours: int, reuse: timedelta
@@ -256,6 +257,8 @@ class DecisionCache:
         share their template, and parsing its quantities costs more than the rest of a decision.
 
         Raises ``MutationError`` like ``hard_rules`` (and remembers nothing then)."""
+        if not may_have_hard_rules(pod):
+            return None  # most pods: no spread constraint and no pod anti-affinity at all
         key = pool_rules_key(pod)
         found = self._pools.get(key) if key is not None else None
         if found is None:
@@ -323,19 +326,30 @@ class DecisionCache:
         """Regions with schedulable nodes that are greener than every region the pod's own rules
         (node selector, required node affinity, tolerations) leave it, greenest first: what those
         rules cost in carbon. Empty when the pod may use the greenest region."""
-        allowed = eligibility.regions
+        state = self._carbon_state(snapshot, now=now, horizon_hours=horizon_hours)
         anywhere, _ = self.eligibility({}, nodes)
-        ranking = self._carbon_state(snapshot, now=now, horizon_hours=horizon_hours).full
+        key = frozenset(eligibility.regions.items())
+        found = state.excluded.get(key)
+        if found is not None and found[0] is anywhere:
+            return found[1]
+        allowed = eligibility.regions
+        ranking = state.full
         best_allowed = next((s for s in ranking.scores if s.region in allowed), None)
-        if best_allowed is None:
-            return ()
-        return tuple(
-            score.region
-            for score in ranking.scores
-            if score.expected_g_per_kwh < best_allowed.expected_g_per_kwh
-            and score.region in anywhere.regions
-            and score.region not in allowed
+        excluded = (
+            ()
+            if best_allowed is None
+            else tuple(
+                score.region
+                for score in ranking.scores
+                if score.expected_g_per_kwh < best_allowed.expected_g_per_kwh
+                and score.region in anywhere.regions
+                and score.region not in allowed
+            )
         )
+        # Remembered with the cluster-wide eligibility it was cut against: a new node inventory
+        # gives a new one, and the memo no longer matches.
+        state.excluded.put(key, (anywhere, excluded))
+        return excluded
 
     def pool_choice(
         self,

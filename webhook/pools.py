@@ -74,7 +74,7 @@ def hard_rules(pod: Mapping[str, Any]) -> PoolConstraints | None:
     """The pod's pool constraints when it has hard rules between pool pods, else None.
 
     Raises ``MutationError`` on rules the scheduler would reject."""
-    if not _may_have_hard_rules(pod):
+    if not may_have_hard_rules(pod):
         return None  # most pods: no spread constraint and no pod anti-affinity at all
     try:
         pool = PoolConstraints.from_pod(pod)
@@ -107,7 +107,9 @@ def pool_rules_key(pod: Mapping[str, Any]) -> bytes | None:
         return None
 
 
-def _may_have_hard_rules(pod: Mapping[str, Any]) -> bool:
+def may_have_hard_rules(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod has spread constraints or pod anti-affinity at all: a cheap test that
+    spares most pods the full read."""
     spec = object_or_empty(pod.get("spec"))
     if spec.get("topologySpreadConstraints"):
         return True
