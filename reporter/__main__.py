@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -26,27 +24,16 @@ from reporter.usage import NodeMetricsPoller
 from shared.cluster.demo import demo_inventory
 from shared.cluster.inventory import RunningInventory
 from shared.cluster.kube import load_api_client
-from shared.core.errors import ConfigError
+from shared.entrypoint import run, settings_or_exit, start_logging
 from shared.factory import CarbonRuntime, build_runtime
 
 logger = logging.getLogger("reporter")
 
 
 def main() -> None:
-    try:
-        settings = ReporterSettings.from_env(os.environ)
-    except ConfigError as e:
-        print(f"stellar-carbon-reporter: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logger.info("reporter settings: %s", settings.describe())
-    try:
-        asyncio.run(serve(settings))
-    except ConfigError as e:
-        logger.error("cannot start: %s", e)
-        raise SystemExit(1) from None
+    settings = settings_or_exit("stellar-carbon-reporter", ReporterSettings.from_env)
+    start_logging(settings.log_level, logger, reporter=settings.describe())
+    run(serve(settings), logger)
 
 
 async def serve(settings: ReporterSettings, *, stopping: asyncio.Event | None = None) -> None:

@@ -11,16 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from shared.cluster.kube import load_api_client
-from shared.core.errors import ConfigError
 from shared.core.tasks import cancel_and_wait
+from shared.entrypoint import run, settings_or_exit, start_logging
 from shared.factory import CarbonRuntime, build_runtime
 from tiers.app import create_app
 from tiers.labeller import NodeLabeller
@@ -32,20 +30,9 @@ logger = logging.getLogger("tiers")
 
 
 def main() -> None:
-    try:
-        settings = TiersSettings.from_env(os.environ)
-    except ConfigError as e:
-        print(f"stellar-carbon-tiers: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logger.info("tiers settings: %s", settings.describe())
-    try:
-        asyncio.run(serve(settings))
-    except ConfigError as e:
-        logger.error("cannot start: %s", e)
-        raise SystemExit(1) from None
+    settings = settings_or_exit("stellar-carbon-tiers", TiersSettings.from_env)
+    start_logging(settings.log_level, logger, tiers=settings.describe())
+    run(serve(settings), logger)
 
 
 async def serve(

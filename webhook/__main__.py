@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import ssl
-import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
@@ -30,6 +28,7 @@ from shared.core.backoff import Backoff
 from shared.core.clock import utcnow
 from shared.core.errors import ConfigError
 from shared.core.tasks import cancel_and_wait
+from shared.entrypoint import run, settings_or_exit, start_logging
 from shared.factory import CarbonRuntime, build_runtime
 from shared.settings import CarbonSettings
 from webhook.app import create_app, create_health_app
@@ -46,22 +45,12 @@ _CERT_ATTEMPTS = 5
 
 
 def main() -> None:
-    try:
-        settings = WebhookSettings.from_env(os.environ)
-        carbon = CarbonSettings.from_env(os.environ)
-    except ConfigError as e:
-        print(f"stellar-carbon-webhook: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    settings, carbon = settings_or_exit(
+        "stellar-carbon-webhook",
+        lambda env: (WebhookSettings.from_env(env), CarbonSettings.from_env(env)),
     )
-    logger.info("webhook settings: %s", settings.describe())
-    logger.info("carbon settings: %s", carbon.describe())
-    try:
-        asyncio.run(serve(settings, carbon))
-    except (ConfigError, WebhookError) as e:
-        logger.error("cannot start: %s", e)
-        raise SystemExit(1) from None
+    start_logging(settings.log_level, logger, webhook=settings.describe(), carbon=carbon.describe())
+    run(serve(settings, carbon), logger, fatal=(ConfigError, WebhookError))
 
 
 async def serve(

@@ -1,0 +1,52 @@
+"""How a service process starts and ends: settings or a one-line exit, logging, one run.
+
+Every service (webhook, reporter, tier component) starts the same way: parse its settings from
+the environment, or print the one-line error and exit 2; configure logging and log the effective
+settings once (secrets as set/unset); run its ``serve`` coroutine until it returns, or log why it
+could not start and exit 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, TypeVar
+
+from shared.core.errors import ConfigError
+
+T = TypeVar("T")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def settings_or_exit(program: str, parse: Callable[[Mapping[str, str]], T]) -> T:
+    """``parse(os.environ)``, or the error on one stderr line and exit status 2."""
+    try:
+        return parse(os.environ)
+    except ConfigError as e:
+        print(f"{program}: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def start_logging(level: str, logger: logging.Logger, **described: Mapping[str, Any]) -> None:
+    """Logging at ``level``, then one line per settings group (``webhook settings: {...}``)."""
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    for name, values in described.items():
+        logger.info("%s settings: %s", name, values)
+
+
+def run(
+    main: Coroutine[Any, Any, None],
+    logger: logging.Logger,
+    *,
+    fatal: tuple[type[Exception], ...] = (ConfigError,),
+) -> None:
+    """Run ``main`` to its end; a ``fatal`` error while starting is logged and exits status 1."""
+    try:
+        asyncio.run(main)
+    except fatal as e:
+        logger.error("cannot start: %s", e)
+        raise SystemExit(1) from None
