@@ -70,7 +70,7 @@ start() { # name, then env assignments; runs the named console script in a fresh
   containers+=("$ctr")
   for assignment in "$@"; do args+=(--env "$assignment"); done
   buildah run --isolation chroot --network host --user 65532:65532 \
-    --volume "$work:/work:ro" "${args[@]}" "$ctr" -- "$name" > "$work/$name.log" 2>&1 &
+    --volume "$work:/run/stellar-carbon:ro" "${args[@]}" "$ctr" -- "$name" > "$work/$name.log" 2>&1 &
   pids+=("$!")
 }
 
@@ -99,7 +99,7 @@ start stellar-carbon-webhook \
   "STELLAR_CARBON_WEBHOOK_HEALTH_PORT=$health_port" \
   STELLAR_CARBON_WEBHOOK_INVENTORY=demo \
   STELLAR_CARBON_WEBHOOK_TLS_MODE=files \
-  STELLAR_CARBON_WEBHOOK_CERT_DIR=/work/certs
+  STELLAR_CARBON_WEBHOOK_CERT_DIR=/run/stellar-carbon/certs
 wait_for "webhook /readyz" "http://127.0.0.1:$health_port/readyz"
 curl -fsS --cacert "$work/certs/ca.crt" -H 'Content-Type: application/json' \
   --data @examples/admissionreview-read-replica.json "https://localhost:$port/mutate" \
