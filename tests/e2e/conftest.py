@@ -17,6 +17,7 @@ import pytest
 from kubernetes_asyncio import client as k8s
 
 from tests.e2e.carbon_api import CarbonApiThread, custom_api_carbon_env
+from tests.e2e.chart import Helm
 from tests.e2e.cluster import Binaries, ControlPlane
 from tests.e2e.fleet import FakeNode, create_fake_nodes, fake_fleet
 from tests.e2e.kube import fresh_namespace
@@ -56,6 +57,17 @@ def fake_nodes(control_plane: ControlPlane) -> tuple[FakeNode, ...]:
     nodes = fake_fleet()
     create_fake_nodes(control_plane, nodes)
     return nodes
+
+
+@pytest.fixture(scope="module")
+def helm(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """The helm binary built with the control plane, on its admin kubeconfig (module-scoped, so a
+    module with a control plane of its own gets a helm for it)."""
+    return Helm(
+        control_plane.binaries.path("helm"),
+        control_plane.kubeconfig_path,
+        tmp_path_factory.mktemp("helm"),
+    )
 
 
 @pytest.fixture

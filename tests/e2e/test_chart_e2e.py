@@ -13,28 +13,34 @@ ServiceMonitor of ``ci/redis-values.yaml`` (a prometheus-operator CRD; disabled 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import secrets
-import subprocess
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
 
 import pytest
-import yaml
 from kubernetes_asyncio import client as k8s
 
 from tests.e2e.carbon_api import mock_carbon_env
+from tests.e2e.chart import (
+    CHART,
+    HELM_TIMEOUT,
+    WEBHOOK,
+    Helm,
+    Release,
+    api_path,
+    chart_process,
+    container_env,
+    install,
+    service_account_of,
+)
 from tests.e2e.cluster import ApiStatusError, ControlPlane, free_port
 from tests.e2e.fleet import FakeNode
 from tests.e2e.kube import as_body, dry_run_pod
 from tests.e2e.probes import http_get, http_json, prometheus_samples, tls_handshake_verified
-from tests.e2e.processes import REPO, FailureLogs, LocalService
+from tests.e2e.processes import FailureLogs, LocalService
 from tests.e2e.services import (
     ca_bundle_of,
     create_namespace,
@@ -46,114 +52,8 @@ from webhook.certs import generate_ca
 
 pytestmark = pytest.mark.e2e
 
-CHART: Final = REPO / "charts" / "stellar-carbon"
-WEBHOOK: Final = "pods.carbon.stellar.org"
-HELM_TIMEOUT: Final = "120s"
 
 # Where each kind the chart renders lives in the API (plural, and whether it is namespaced).
-_RESOURCES: Final = {
-    "ClusterRole": ("clusterroles", False),
-    "ClusterRoleBinding": ("clusterrolebindings", False),
-    "ConfigMap": ("configmaps", True),
-    "Deployment": ("deployments", True),
-    "Ingress": ("ingresses", True),
-    "MutatingWebhookConfiguration": ("mutatingwebhookconfigurations", False),
-    "NetworkPolicy": ("networkpolicies", True),
-    "PodDisruptionBudget": ("poddisruptionbudgets", True),
-    "Role": ("roles", True),
-    "RoleBinding": ("rolebindings", True),
-    "Secret": ("secrets", True),
-    "Service": ("services", True),
-    "ServiceAccount": ("serviceaccounts", True),
-}
-
-
-class Helm:
-    """The helm CLI against the test cluster only, with its own cache and config directories."""
-
-    def __init__(self, binary: Path, kubeconfig: Path, home: Path) -> None:
-        self._binary = binary
-        self._kubeconfig = kubeconfig
-        self._env = {
-            "HELM_CACHE_HOME": str(home / "cache"),
-            "HELM_CONFIG_HOME": str(home / "config"),
-            "HELM_DATA_HOME": str(home / "data"),
-            # The Kubernetes client keeps its discovery cache under $HOME/.kube: without HOME
-            # it would land in the working directory.
-            "HOME": str(home),
-            "PATH": "/usr/bin:/bin",
-        }
-
-    def __call__(self, *args: str) -> str:
-        done = subprocess.run(
-            [str(self._binary), *args, "--kubeconfig", str(self._kubeconfig)],
-            capture_output=True,
-            text=True,
-            env=self._env,
-            check=False,
-            timeout=300,
-        )
-        if done.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-        return done.stdout
-
-
-@dataclass(frozen=True)
-class Release:
-    """An installed release and the objects helm says it made."""
-
-    name: str
-    namespace: str
-    objects: tuple[dict[str, Any], ...]
-
-    def of_kind(self, kind: str) -> list[dict[str, Any]]:
-        return [o for o in self.objects if o["kind"] == kind]
-
-    def one(self, kind: str, component: str) -> dict[str, Any]:
-        (found,) = [
-            o
-            for o in self.of_kind(kind)
-            if o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == component
-        ]
-        return found
-
-
-def api_path(obj: Mapping[str, Any], namespace: str) -> str:
-    """The URL path of a rendered object in the API."""
-    plural, namespaced = _RESOURCES[obj["kind"]]
-    group_version = obj["apiVersion"]
-    base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
-    name = obj["metadata"]["name"]
-    if not namespaced:
-        return f"{base}/{plural}/{name}"
-    return f"{base}/namespaces/{obj['metadata'].get('namespace', namespace)}/{plural}/{name}"
-
-
-@contextlib.contextmanager
-def installed(
-    helm: Helm, control_plane: ControlPlane, prefix: str, *values: str
-) -> Iterator[Release]:
-    """``helm install --wait`` into a fresh namespace; uninstall and delete it afterwards."""
-    suffix = secrets.token_hex(3)
-    name, namespace = f"{prefix}-{suffix}", f"{prefix}-{suffix}"
-    try:
-        helm("install", name, str(CHART), "--namespace", namespace, "--create-namespace", *values)
-        manifest = helm("get", "manifest", name, "--namespace", namespace)
-        objects = tuple(doc for doc in yaml.safe_load_all(manifest) if doc)
-        yield Release(name, namespace, objects)
-    finally:
-        with contextlib.suppress(AssertionError):
-            helm("uninstall", name, "--namespace", namespace, "--ignore-not-found", "--wait")
-        delete_namespace(control_plane, namespace)
-
-
-@pytest.fixture(scope="module")
-def helm(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    return Helm(
-        control_plane.binaries.path("helm"),
-        control_plane.kubeconfig_path,
-        tmp_path_factory.mktemp("helm"),
-    )
 
 
 @pytest.fixture(scope="module")
@@ -188,13 +88,6 @@ def redis_release(
         delete_namespace(control_plane, watched)
 
 
-@contextlib.contextmanager
-def install(helm: Helm, control_plane: ControlPlane, prefix: str, *args: str) -> Iterator[Release]:
-    """``installed`` with ``--wait``: every Deployment available on the kwok nodes."""
-    with installed(helm, control_plane, prefix, "--wait", "--timeout", HELM_TIMEOUT, *args) as r:
-        yield r
-
-
 @pytest.fixture
 def service_logs(request: pytest.FixtureRequest) -> Iterator[list[LocalService]]:
     """Services a test appends here get their log tails into its report if it fails."""
@@ -210,17 +103,6 @@ def service_logs(request: pytest.FixtureRequest) -> Iterator[list[LocalService]]
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def container_env(deployment: Mapping[str, Any]) -> dict[str, str]:
-    """The literal environment values of a Deployment's first container."""
-    (container, *_) = deployment["spec"]["template"]["spec"]["containers"]
-    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
-
-
-def service_account_of(deployment: Mapping[str, Any]) -> str:
-    name: str = deployment["spec"]["template"]["spec"]["serviceAccountName"]
-    return name
 
 
 def admission_counter(control_plane: ControlPlane, metric: str) -> float:
@@ -241,19 +123,6 @@ def admission_counter(control_plane: ControlPlane, metric: str) -> float:
         for (name, labels), value in prometheus_samples(text).items()
         if name == wanted and ("name", WEBHOOK) in labels
     )
-
-
-def chart_process(
-    name: str,
-    module: str,
-    env: Mapping[str, str],
-    log_dir: Path,
-    services: list[LocalService],
-) -> LocalService:
-    service = LocalService(name, module, env, log_dir)
-    services.append(service)
-    service.start()
-    return service
 
 
 def start_chart_reporter(

@@ -17,12 +17,7 @@ import pytest
 
 from shared.scoring.tiers import TIER_LABEL
 from tests.e2e.carbon_api import mock_carbon_env
-from tests.e2e.cluster import ControlPlane, free_port
-from tests.e2e.fleet import FakeNode
-from tests.e2e.probes import http_get, metric_samples
-from tests.e2e.processes import LocalService
-from tests.e2e.services import service_account_kubeconfig
-from tests.e2e.test_chart_e2e import (
+from tests.e2e.chart import (
     Helm,
     Release,
     chart_process,
@@ -30,20 +25,16 @@ from tests.e2e.test_chart_e2e import (
     install,
     service_account_of,
 )
+from tests.e2e.cluster import ControlPlane, free_port
+from tests.e2e.fleet import FakeNode
+from tests.e2e.probes import http_get, metric_samples
+from tests.e2e.processes import LocalService
+from tests.e2e.services import service_account_kubeconfig
 
 pytestmark = pytest.mark.e2e
 
 FIELD_MANAGER: Final = "stellar-carbon-tiers"
 ONLY_THE_TIER_LABEL: Final = {"f:metadata": {"f:labels": {f"f:{TIER_LABEL}": {}}}}
-
-
-@pytest.fixture(scope="module")
-def helm(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    return Helm(
-        control_plane.binaries.path("helm"),
-        control_plane.kubeconfig_path,
-        tmp_path_factory.mktemp("helm"),
-    )
 
 
 @pytest.fixture(scope="module")
