@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv run run-webhook run-reporter run-tiers test check fuzz lint e2e control-plane chart release image bench bench-quick demo clean
+.PHONY: venv run run-webhook run-reporter run-tiers test check fuzz lint e2e control-plane chart browser screenshot release image bench bench-quick demo clean
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -34,7 +34,7 @@ run-tiers: venv
 	$(BIN)/python -m tiers
 
 check: venv
-	$(BIN)/pytest -q tests -m "not e2e and not chart" -p no:cacheprovider
+	$(BIN)/pytest -q tests -m "not e2e and not chart and not browser" -p no:cacheprovider
 
 # FUZZ_EXAMPLES examples per property (the suite runs 100).
 FUZZ_EXAMPLES ?= 5000
@@ -57,6 +57,14 @@ e2e: venv control-plane
 
 chart: venv control-plane
 	STELLAR_CARBON_BIN=$$(bash tests/e2e/controlplane/build.sh) $(BIN)/pytest -q tests/chart -p no:cacheprovider
+
+# The dashboard in headless Chromium (Debian's chromium package, or STELLAR_CARBON_CHROMIUM).
+browser: venv
+	$(BIN)/pytest -q tests/browser -p no:cacheprovider
+
+# docs/dashboard.png from a reporter on mock data.
+screenshot: venv
+	$(BIN)/python -m tools.dashboard_screenshot docs/dashboard.png
 
 # One pytest run over every tier, so the summary line counts them all.
 test: lint control-plane

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from reporter.dashboard import add_dashboard_routes
 from reporter.errors import error_middleware
 from reporter.health import HealthSource
 from reporter.metrics import ProviderErrors, build_registry
@@ -80,5 +81,6 @@ def create_app(
     app = web.Application(middlewares=[_count_requests(reporter), error_middleware])
     app[REPORTER] = reporter
     add_routes(app)
+    add_dashboard_routes(app)
     app.cleanup_ctx.extend(background)
     return app
