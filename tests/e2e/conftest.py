@@ -3,7 +3,7 @@
 The control plane starts once per session (``make e2e`` builds the binaries first); every test
 gets its own kubernetes-asyncio client and, when it asks for one, its own namespace. A module
 that defines a ``fake_carbon_api`` fixture gets that API served (``carbon_api``) and the webhook
-running on it (``webhook``), once per module. A failed
+running on it (``webhook``) and the reporter (``reporter``), once per module. A failed
 test's report carries the tail of every component log, and the whole log directory is kept when
 anything failed.
 """
@@ -22,7 +22,7 @@ from tests.e2e.cluster import Binaries, ControlPlane
 from tests.e2e.fleet import FakeNode, create_fake_nodes, fake_fleet
 from tests.e2e.kube import fresh_namespace
 from tests.e2e.processes import logs_on_failure
-from tests.e2e.services import LocalWebhook
+from tests.e2e.services import LocalReporter, LocalWebhook
 from tests.fakes.custom_api import FakeCustomApi
 
 _CONTROL_PLANE = pytest.StashKey[ControlPlane]()
@@ -111,6 +111,26 @@ def webhook(
         assert webhook.service is not None
         with logs_on_failure(request.config, webhook.service):
             yield webhook
+
+
+@pytest.fixture(scope="module")
+def reporter(
+    request: pytest.FixtureRequest,
+    control_plane: ControlPlane,
+    fake_nodes: tuple[FakeNode, ...],
+    carbon_api: CarbonApiThread,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LocalReporter]:
+    """``python -m reporter`` on ``carbon_api``, watching the control plane's nodes and pods."""
+    with (
+        LocalReporter(
+            control_plane,
+            carbon=custom_api_carbon_env(carbon_api),
+            log_dir=tmp_path_factory.mktemp("reporter-logs"),
+        ) as reporter,
+        logs_on_failure(request.config, reporter.service),
+    ):
+        yield reporter
 
 
 @pytest.hookimpl(wrapper=True)

@@ -9,19 +9,16 @@ the real scheduler.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 import pytest
 from kubernetes_asyncio import client as k8s
 
-from tests.e2e.carbon_api import CarbonApiThread, custom_api_carbon_env
-from tests.e2e.cluster import ControlPlane
 from tests.e2e.fleet import FakeNode
 from tests.e2e.kube import fresh_namespace, wait_for_pods
 from tests.e2e.operator import READ_POOL_SELECTOR, create_main_pod, create_operator_read_pool
-from tests.e2e.processes import logs_on_failure
 from tests.e2e.services import LocalReporter, LocalWebhook, serve_namespace
 from tests.fakes.custom_api import FakeCustomApi, Region
 
@@ -64,25 +61,6 @@ def fake_carbon_api() -> FakeCustomApi:
         now=datetime.now(UTC),
         regions={region: Region(value) for region, value in INTENSITIES.items()},
     )
-
-
-@pytest.fixture(scope="module")
-def reporter(
-    request: pytest.FixtureRequest,
-    control_plane: ControlPlane,
-    fake_nodes: tuple[FakeNode, ...],
-    carbon_api: CarbonApiThread,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[LocalReporter]:
-    with (
-        LocalReporter(
-            control_plane,
-            carbon=custom_api_carbon_env(carbon_api),
-            log_dir=tmp_path_factory.mktemp("reporter-logs"),
-        ) as reporter,
-        logs_on_failure(request.config, reporter.service),
-    ):
-        yield reporter
 
 
 def nodes_by_name(reporter: LocalReporter) -> dict[str, dict[str, Any]]:
