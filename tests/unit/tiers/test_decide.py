@@ -15,7 +15,6 @@ from tiers.decide import (
     held_kind,
     label_writes,
     nodes_per_region,
-    parse_tier,
     restore_tiers,
 )
 
@@ -32,13 +31,6 @@ def plan_for(
         previous or {}, ranking, now=NOW, policy=POLICY, nodes=nodes_per_region(nodes)
     )
     return plan, ranking
-
-
-def test_label_values_that_are_not_a_whole_tier_count_as_no_tier() -> None:
-    assert parse_tier("0") == 0
-    assert parse_tier("12") == 12
-    for bad in (None, "", "-1", "x", "1.5", "٣"):
-        assert parse_tier(bad) is None
 
 
 def test_only_nodes_whose_label_differs_from_the_plan_are_written() -> None:
