@@ -52,6 +52,16 @@ def test_only_nodes_whose_label_differs_from_the_plan_are_written() -> None:
     assert writes[1].direction == "new"
 
 
+def test_a_label_the_webhook_cannot_read_is_rewritten_like_a_missing_one() -> None:
+    nodes = {"d1": inventory_node("d1", "dirty", tier="06")}
+    plan, ranking = plan_for(nodes, {"green": 100, "dirty": 400}, previous=None)
+
+    (write,) = label_writes(nodes, plan, ranking)
+
+    # "06" names no tier for the webhook's terms; written as "6" it does, and moves no pod.
+    assert (write.before, write.value, write.moves) == (None, "6", False)
+
+
 def test_the_event_message_names_the_region_both_tiers_and_the_intensity() -> None:
     write = LabelWrite("n1", "eu-north-1", before=2, after=0, expected_g_per_kwh=41.4)
 
