@@ -1,6 +1,8 @@
 """Region rows: what the API says about each region the cluster uses or the operator configured.
 
-Pure functions over a ``CarbonSnapshot``, the inventory's nodes and the region catalog.
+Pure functions over a ``CarbonSnapshot``, the inventory's nodes and the region catalog. A region's
+carbon tier is the one its nodes' ``carbon.stellar.org/tier`` labels hold (the tier most of them
+carry), and it last changed when the newest of those labels was written (``NodeInfo.tier_set_at``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from shared.cluster.inventory import NodeInfo
 from shared.core.clock import rfc3339
 from shared.core.models import Cloud, Intensity, RegionInfo
 from shared.scoring.ranking import Ranking, rank
+from shared.scoring.tiers import TIER_LABEL, prevailing_tier, tier_value
 
 DEFAULT_HORIZON_HOURS = 24
 
@@ -43,6 +46,36 @@ class RegionRow:
     schedulable_nodes: int
     configured: bool
     horizon_hours: int = DEFAULT_HORIZON_HOURS
+    tier: int | None = None
+    """The carbon tier the region's nodes are labelled with; None when none is."""
+    tier_changed_at: datetime | None = None
+    """When the newest of those labels was written; None when the cluster does not say."""
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledTier:
+    """A region's tier as its nodes' labels hold it, and when it last changed."""
+
+    tier: int
+    changed_at: datetime | None
+
+
+def labelled_tiers(nodes: Iterable[NodeInfo]) -> dict[str, LabelledTier]:
+    """Each region's tier from its nodes' labels: the tier most carry, the greener on a tie, dated
+    by the newest label write among the nodes that carry it. Regions without labels are absent."""
+    tiered: dict[str, list[tuple[int, datetime | None]]] = {}
+    for node in nodes:
+        tier = tier_value(node.labels.get(TIER_LABEL))
+        if node.region is not None and tier is not None:
+            tiered.setdefault(node.region, []).append((tier, node.tier_set_at))
+    out: dict[str, LabelledTier] = {}
+    for region, labelled in tiered.items():
+        tier = prevailing_tier(t for t, _ in labelled)
+        if tier is None:
+            continue
+        times = [at for t, at in labelled if t == tier and at is not None]
+        out[region] = LabelledTier(tier, max(times, default=None))
+    return out
 
 
 def region_info(
@@ -80,6 +113,8 @@ def region_rows(
     """Rows for the regions with nodes in the cluster plus the configured extra ones, by name."""
     counts: dict[str, list[int]] = {}
     clouds: dict[str, Cloud] = {}
+    nodes = tuple(nodes)
+    tiers = labelled_tiers(nodes)
     for node in nodes:
         if node.region is None:
             continue
@@ -98,6 +133,7 @@ def region_rows(
         carbon = snapshot.get(name)
         forecast = carbon.forecast if carbon is not None else None
         total, schedulable = counts.get(name, (0, 0))
+        tier = tiers.get(name)
         rows.append(
             RegionRow(
                 region=name,
@@ -110,6 +146,8 @@ def region_rows(
                 schedulable_nodes=schedulable,
                 configured=name in configured,
                 horizon_hours=horizon_hours,
+                tier=tier.tier if tier is not None else None,
+                tier_changed_at=tier.changed_at if tier is not None else None,
             )
         )
     return tuple(rows)
@@ -141,6 +179,8 @@ def region_json(row: RegionRow) -> dict[str, Any]:
         "observedAt": rfc3339(current.observed_at) if current is not None else None,
         "fetchedAt": rfc3339(provenance.fetched_at) if provenance is not None else None,
         "annualCarbonIntensity": info.annual_g_per_kwh if info is not None else None,
+        "tier": row.tier,
+        "tierChangedAt": rfc3339(row.tier_changed_at) if row.tier_changed_at is not None else None,
     }
 
 

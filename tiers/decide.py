@@ -21,19 +21,12 @@ from typing import Literal
 
 from shared.cluster.inventory import NodeInfo
 from shared.scoring.ranking import Ranking
-from shared.scoring.tiers import TIER_LABEL, RegionTier, TierPlan
+from shared.scoring.tiers import TIER_LABEL, RegionTier, TierPlan, prevailing_tier, tier_value
 
 Direction = Literal["new", "greener", "dirtier"]
 HeldKind = Literal["no-data", "frozen", "dwell", "budget", "other"]
 
 _HOUR = timedelta(hours=1)
-
-
-def parse_tier(value: str | None) -> int | None:
-    """The tier a label value holds; None for a missing or malformed value (``"x"``, ``"-1"``)."""
-    if value is None or not value.isascii() or not value.isdigit():
-        return None
-    return int(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +77,16 @@ def restore_tiers(nodes: Mapping[str, NodeInfo], *, now: datetime) -> dict[str, 
     When a region's nodes disagree (a cycle stopped half-way, a node budget ran out), the tier
     most of them carry wins, the greener on a tie; the next cycle makes the others match.
     """
-    seen: dict[str, Counter[int]] = {}
+    seen: dict[str, list[int]] = {}
     for node in nodes.values():
-        tier = parse_tier(node.labels.get(TIER_LABEL))
+        tier = tier_value(node.labels.get(TIER_LABEL))
         if node.region and tier is not None:
-            seen.setdefault(node.region, Counter())[tier] += 1
+            seen.setdefault(node.region, []).append(tier)
     restored: dict[str, RegionTier] = {}
-    for region, counts in seen.items():
-        tier = min(counts, key=lambda t: (-counts[t], t))
-        restored[region] = RegionTier(region, tier, now)
+    for region, tiers in seen.items():
+        held = prevailing_tier(tiers)
+        if held is not None:
+            restored[region] = RegionTier(region, held, now)
     return restored
 
 
@@ -116,7 +110,7 @@ def label_writes(
             LabelWrite(
                 node=name,
                 region=node.region,
-                before=parse_tier(current),
+                before=tier_value(current),
                 after=after,
                 expected_g_per_kwh=expected.get(node.region),
             )

@@ -17,7 +17,7 @@ from typing import Any
 
 from shared.cluster.inventory import NodeInfo, Taint
 from shared.core.shapes import array_reader, object_reader
-from shared.scoring.tiers import TIER_LABEL
+from shared.scoring.tiers import TIER_LABEL, tier_value
 from webhook.errors import MutationError
 
 # A wrong type anywhere the decision reads makes the pod unsupported (admitted unchanged).
@@ -125,16 +125,6 @@ def eligible_regions(pod: Mapping[str, Any], nodes: Iterable[NodeInfo]) -> Eligi
         tiers=dict(tiers),
         tier_regions={tier: tuple(sorted(names)) for tier, names in tier_regions.items()},
     )
-
-
-def tier_value(label: str | None) -> int | None:
-    """The tier a ``carbon.stellar.org/tier`` label value names: a plain decimal number as the
-    tier component writes it (``"0"``, ``"3"``); anything else (``"03"``, ``"-1"``, ``"x"``)
-    names none, since a term written from it could not match what the label later holds."""
-    if label is None or not label.isascii() or not label.isdigit():
-        return None
-    tier = int(label)
-    return tier if str(tier) == label else None
 
 
 def region_key(nodes: Sequence[NodeInfo]) -> str | None:

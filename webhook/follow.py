@@ -20,8 +20,8 @@ from typing import Any
 from shared.cluster.room import Host
 from shared.core.shapes import object_or_empty
 from shared.scoring.ranking import DEFAULT_MIN_NODE_SHARE, PreferenceTerm
-from shared.scoring.tiers import TIER_LABEL, TierPolicy
-from webhook.eligibility import Eligibility, tier_value
+from shared.scoring.tiers import TIER_LABEL, TierPolicy, tier_value
+from webhook.eligibility import Eligibility
 from webhook.selection import READ_REPLICA, ROLE_LABEL
 
 FOLLOW_ANNOTATION = "stellar.org/carbon-follow"

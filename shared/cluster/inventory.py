@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from shared.core.models import Cloud
@@ -39,6 +40,9 @@ class NodeInfo:
     memory_bytes: int = 0
     """Allocatable memory in bytes."""
     instance_type: str | None = None
+    tier_set_at: datetime | None = None
+    """When the ``carbon.stellar.org/tier`` label was last written, as the API server records it
+    in ``managedFields``; None without the label or the record (an inventory file)."""
 
     @property
     def vcpus(self) -> float:

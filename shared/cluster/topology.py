@@ -17,17 +17,22 @@ Conventions read from nodes:
 - CPU and memory: ``status.allocatable``, falling back per resource to ``status.capacity``.
 - Ready: the ``Ready`` condition is ``"True"``. No such condition means not ready, as the node
   lifecycle controller would also treat it.
+- When the carbon tier label was written: the time of the ``metadata.managedFields`` entry that
+  owns it. The API server moves that time whenever the owner changes one of its fields, and the
+  tier component's field manager owns that one label alone, so the time is that of the last tier
+  change; it lives in the node object, so it survives restarts of whoever reads it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, Final
 
 from shared.cluster.inventory import NodeInfo, Taint
 from shared.cluster.manifest import ManifestError, mapping, object_name, sequence, string_map
 from shared.cluster.quantities import parse_quantity_bytes, parse_quantity_cpu
-from shared.core.models import Cloud
+from shared.core.models import TIER_LABEL, Cloud
 
 REGION_LABELS: Final = (
     "topology.kubernetes.io/region",
@@ -133,6 +138,33 @@ def _resource(status: Mapping[str, Any], name: str, node: str, parse: Callable[[
     return 0
 
 
+def label_written_at(metadata: Mapping[str, Any], key: str) -> datetime | None:
+    """When label ``key`` was last written: the latest ``time`` of the ``managedFields`` entries
+    that own it (two appliers can share a field). None when no entry owns it; entries the API
+    server would never send (wrong types, no time) are skipped rather than refused, since the
+    rest of the node does not depend on them."""
+    entries = metadata.get("managedFields")
+    if not isinstance(entries, list):
+        return None
+    field_name = f"f:{key}"
+    latest: datetime | None = None
+    for entry in entries:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("time"), str):
+            continue
+        fields = entry.get("fieldsV1")
+        meta = fields.get("f:metadata") if isinstance(fields, Mapping) else None
+        labels = meta.get("f:labels") if isinstance(meta, Mapping) else None
+        if not isinstance(labels, Mapping) or field_name not in labels:
+            continue
+        try:
+            at = datetime.fromisoformat(entry["time"])
+        except ValueError:
+            continue
+        if at.tzinfo is not None and (latest is None or at > latest):
+            latest = at
+    return latest
+
+
 def node_from_manifest(obj: Mapping[str, Any], extra_region_key: str | None = None) -> NodeInfo:
     """A ``NodeInfo`` from a Node as the API returns it. Raises ``ManifestError`` on bad input."""
     manifest = mapping(obj, "node")
@@ -165,4 +197,5 @@ def node_from_manifest(obj: Mapping[str, Any], extra_region_key: str | None = No
         cpu_millis=_resource(status, "cpu", name, parse_quantity_cpu),
         memory_bytes=_resource(status, "memory", name, parse_quantity_bytes),
         instance_type=node_instance_type(labels),
+        tier_set_at=label_written_at(metadata, TIER_LABEL) if TIER_LABEL in labels else None,
     )

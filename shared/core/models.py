@@ -10,6 +10,10 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+TIER_LABEL = "carbon.stellar.org/tier"
+"""The node label holding a region's carbon tier (``"0"`` greenest): the tier component writes it,
+the webhook writes pod terms on it, the node inventory records when it was last written."""
+
 
 class Cloud(enum.StrEnum):
     """The cloud a region belongs to; ``onprem`` for user-defined regions."""

@@ -25,14 +25,33 @@ Pure functions over plain values; no I/O.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from shared.core.models import TIER_LABEL as TIER_LABEL
 from shared.core.models import Freshness
 from shared.scoring.ranking import Ranking, RegionScore
 
-TIER_LABEL = "carbon.stellar.org/tier"
+
+def tier_value(label: str | None) -> int | None:
+    """The tier a ``carbon.stellar.org/tier`` label value names: a plain decimal number as the
+    tier component writes it (``"0"``, ``"3"``); anything else (``"03"``, ``"-1"``, ``"x"``)
+    names none, since a term written from it could not match what the label later holds."""
+    if label is None or not label.isascii() or not label.isdigit():
+        return None
+    tier = int(label)
+    return tier if str(tier) == label else None
+
+
+def prevailing_tier(tiers: Iterable[int]) -> int | None:
+    """The tier most of a region's nodes carry, the greener on a tie; None for no tier at all.
+    Nodes of one region disagree when a cycle stopped half-way or the node budget ran out."""
+    counts = Counter(tiers)
+    if not counts:
+        return None
+    return min(counts, key=lambda tier: (-counts[tier], tier))
 
 
 @dataclass(frozen=True, slots=True)

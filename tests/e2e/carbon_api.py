@@ -9,14 +9,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from tests.e2e.fleet import FLEET_REGIONS
 from tests.e2e.processes import ServiceError
-from tests.fakes.custom_api import FakeCustomApi
+from tests.fakes.custom_api import FakeCustomApi, Region
+
+
+def fleet_carbon_api(values: Mapping[str, float]) -> FakeCustomApi:
+    """A fake carbon API for every region of the session fleet, without forecasts: ``values``
+    where given, else 300 gCO2eq/kWh and up (20 more per region, by name), all dirtier than what
+    a test makes green."""
+    regions = sorted(region for names in FLEET_REGIONS.values() for region in names)
+    every = {region: 300.0 + 20 * i for i, region in enumerate(regions)} | dict(values)
+    return FakeCustomApi(
+        now=datetime.now(UTC),
+        regions={region: Region(value, None) for region, value in every.items()},
+    )
 
 
 class CarbonApiThread:

@@ -91,10 +91,15 @@ def main_statefulset() -> dict[str, Any]:
     }
 
 
-async def create_main_pod(api: k8s.ApiClient, namespace: str) -> None:
-    """The StellarNode's main pod, which the read pool's rules count."""
-    apps = k8s.AppsV1Api(api)
-    await apps.create_namespaced_stateful_set(namespace, as_body(main_statefulset()))
+async def create_main_pod(
+    api: k8s.ApiClient, namespace: str, *, node_selector: dict[str, str] | None = None
+) -> None:
+    """The StellarNode's main pod, which the read pool's rules count; ``node_selector`` keeps it
+    on nodes the test does not want the pool to need."""
+    main = main_statefulset()
+    if node_selector:
+        main["spec"]["template"]["spec"]["nodeSelector"] = node_selector
+    await k8s.AppsV1Api(api).create_namespaced_stateful_set(namespace, as_body(main))
 
 
 async def create_operator_read_pool(
@@ -117,3 +122,21 @@ async def create_operator_read_pool(
         await autoscaling.create_namespaced_horizontal_pod_autoscaler(
             namespace, as_body(read_hpa(replicas))
         )
+
+
+async def create_read_pool_budget(api: k8s.ApiClient, namespace: str, min_available: int) -> None:
+    """A PodDisruptionBudget over the read pool's replicas, as a platform team adds one."""
+    await k8s.PolicyV1Api(api).create_namespaced_pod_disruption_budget(
+        namespace,
+        as_body(
+            {
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": {"name": READ_POOL},
+                "spec": {
+                    "minAvailable": min_available,
+                    "selector": {"matchLabels": {"stellar.org/role": "read-replica"}},
+                },
+            }
+        ),
+    )

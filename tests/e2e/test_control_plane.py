@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import ssl
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from pytest_aiohttp import AiohttpServer
 
 from shared.core.models import Cloud
 from tests.e2e.cluster import KUBERNETES_VERSION, ControlPlane
+from tests.e2e.descheduler import EVICTED, deschedule_once
 from tests.e2e.fleet import FakeNode
 from tests.e2e.kube import (
     as_body,
@@ -256,23 +255,8 @@ async def test_the_descheduler_moves_a_pod_to_a_node_its_preferred_affinity_now_
     )
     await core.patch_node(target, as_body({"metadata": {"labels": {label: "0"}}}))
     try:
-        done = await asyncio.to_thread(
-            subprocess.run,
-            [
-                str(control_plane.binaries.path("descheduler")),
-                f"--kubeconfig={control_plane.kubeconfig_path}",
-                f"--policy-config-file={policy}",
-                "--secure-port=0",
-                "--disable-metrics",
-                "--v=3",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert "Evicted pod" in done.stderr, done.stderr[-3000:]
+        output = await deschedule_once(control_plane, policy)
+        assert EVICTED in output, output[-3000:]
         pods = await wait_for_pods(kube_api, namespace, "app=follower", count=1)
     finally:
         await core.patch_node(target, as_body({"metadata": {"labels": {label: None}}}))

@@ -12,11 +12,7 @@ see the fleet as it was.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import subprocess
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,19 +20,22 @@ import pytest
 from kubernetes_asyncio import client as k8s
 
 from shared.scoring.tiers import TIER_LABEL
+from tests.e2e.carbon_api import fleet_carbon_api
 from tests.e2e.cluster import ControlPlane
-from tests.e2e.fleet import FLEET_REGIONS, FakeNode
+from tests.e2e.descheduler import descheduler, write_policy
+from tests.e2e.fleet import FakeNode
 from tests.e2e.kube import as_body, fresh_namespace, wait_for_admission, wait_for_pods
 from tests.e2e.operator import (
     MAIN_SELECTOR,
-    READ_POOL,
     READ_POOL_SELECTOR,
+    create_main_pod,
     create_operator_read_pool,
-    main_statefulset,
+    create_read_pool_budget,
 )
+from tests.e2e.pool_watch import ready
 from tests.e2e.services import LocalWebhook, serve_namespace
 from tests.e2e.workloads import read_replica_pod
-from tests.fakes.custom_api import FakeCustomApi, Region
+from tests.fakes.custom_api import FakeCustomApi
 
 pytestmark = pytest.mark.e2e
 
@@ -55,13 +54,7 @@ OTHER_TIER: Final = 5
 
 @pytest.fixture(scope="module")
 def fake_carbon_api() -> FakeCustomApi:
-    regions = [region for names in FLEET_REGIONS.values() for region in names]
-    values = {region: 300.0 + 20 * i for i, region in enumerate(sorted(regions))}
-    values |= {GREEN: 80.0, NEXT: 150.0}
-    return FakeCustomApi(
-        now=datetime.now(UTC),
-        regions={region: Region(value, None) for region, value in values.items()},
-    )
+    return fleet_carbon_api({GREEN: 80.0, NEXT: 150.0})
 
 
 async def label_tiers(
@@ -92,9 +85,7 @@ async def pool_namespace(kube_api: k8s.ApiClient, webhook: LocalWebhook) -> Asyn
     (so it takes no green node from the pool's anti-affinity)."""
     async with fresh_namespace(kube_api, prefix="follow-") as name:
         await serve_namespace(kube_api, name)
-        main = main_statefulset()
-        main["spec"]["template"]["spec"]["nodeSelector"] = {REGION: MAIN_REGION}
-        await k8s.AppsV1Api(kube_api).create_namespaced_stateful_set(name, as_body(main))
+        await create_main_pod(kube_api, name, node_selector={REGION: MAIN_REGION})
         await wait_for_pods(kube_api, name, MAIN_SELECTOR, count=1)
         yield name
 
@@ -105,72 +96,6 @@ def region_of(pod: k8s.V1Pod, nodes: tuple[FakeNode, ...]) -> str:
 
 def match_keys(terms: list[Any]) -> set[str]:
     return {e.key for term in terms for e in term.preference.match_expressions}
-
-
-def descheduler_policy(namespace: str) -> dict[str, Any]:
-    """docs/tiers.md's profile for this namespace, without ``minPodAge`` (the pods are young)."""
-    read_replicas = {"matchLabels": {"stellar.org/role": "read-replica"}}
-    return {
-        "apiVersion": "descheduler/v1alpha2",
-        "kind": "DeschedulerPolicy",
-        "maxNoOfPodsToEvictPerNamespace": 2,
-        "profiles": [
-            {
-                "name": "stellar-carbon-tiers",
-                "pluginConfig": [
-                    {
-                        "name": "DefaultEvictor",
-                        "args": {"nodeFit": True, "minReplicas": 2, "labelSelector": read_replicas},
-                    },
-                    {
-                        "name": "RemovePodsViolatingNodeAffinity",
-                        "args": {
-                            "nodeAffinityType": ["preferredDuringSchedulingIgnoredDuringExecution"],
-                            "labelSelector": read_replicas,
-                            "namespaces": {"include": [namespace]},
-                        },
-                    },
-                ],
-                "plugins": {"deschedule": {"enabled": ["RemovePodsViolatingNodeAffinity"]}},
-            }
-        ],
-    }
-
-
-@contextlib.asynccontextmanager
-async def descheduler(
-    control_plane: ControlPlane, policy: Path, log: Path
-) -> AsyncIterator[subprocess.Popen[bytes]]:
-    """The real descheduler, running a cycle every two seconds until the block ends."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: ASYNC220 - a long-running child, waited for below
-            [
-                str(control_plane.binaries.path("descheduler")),
-                f"--kubeconfig={control_plane.kubeconfig_path}",
-                f"--policy-config-file={policy}",
-                "--descheduling-interval=2s",
-                "--secure-port=0",
-                "--disable-metrics",
-                "--v=3",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield process
-        finally:
-            process.terminate()
-            try:
-                await asyncio.to_thread(process.wait, 10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                await asyncio.to_thread(process.wait)
-
-
-def ready(pod: k8s.V1Pod) -> bool:
-    if pod.metadata.deletion_timestamp is not None or not pod.spec.node_name:
-        return False
-    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
 async def test_read_replicas_follow_the_tier_label_to_the_new_greenest_region(
@@ -200,24 +125,10 @@ async def test_read_replicas_follow_the_tier_label_to_the_new_greenest_region(
         assert [(e.key, e.values) for e in term.match_expressions] == [(TIER_LABEL, ["0"])]
         assert pod.metadata.annotations["stellar.org/carbon-required-regions"] == GREEN
         assert region_of(pod, fake_nodes) == GREEN
-    await k8s.PolicyV1Api(kube_api).create_namespaced_pod_disruption_budget(
-        pool_namespace,
-        as_body(
-            {
-                "apiVersion": "policy/v1",
-                "kind": "PodDisruptionBudget",
-                "metadata": {"name": READ_POOL},
-                "spec": {
-                    "minAvailable": REPLICAS - 1,
-                    "selector": {"matchLabels": {"stellar.org/role": "read-replica"}},
-                },
-            }
-        ),
-    )
+    await create_read_pool_budget(kube_api, pool_namespace, REPLICAS - 1)
 
     await label_tiers(kube_api, fake_nodes, AFTER)
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(json.dumps(descheduler_policy(pool_namespace)))
+    policy = write_policy(tmp_path / "policy.yaml", pool_namespace)
     log = tmp_path / "descheduler.log"
     lowest_ready = REPLICAS
     moved: list[str] = []

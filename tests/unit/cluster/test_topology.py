@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from shared.cluster.inventory import Taint
 from shared.cluster.manifest import ManifestError
 from shared.cluster.topology import REGION_LABELS, node_cloud, node_from_manifest, node_region
-from shared.core.models import Cloud
+from shared.core.models import TIER_LABEL, Cloud
 
 GA, BETA = REGION_LABELS
 
@@ -162,6 +163,77 @@ def test_eks_node_manifest_becomes_node_info() -> None:
         Taint(key="node.kubernetes.io/not-ready", effect="NoExecute"),
     )
     assert node.labels["topology.kubernetes.io/zone"] == "us-west-2a"
+
+
+def managed(manager: str, time: str, *labels: str) -> dict[str, Any]:
+    """A ``managedFields`` entry owning ``labels``, as the API server writes one."""
+    return {
+        "manager": manager,
+        "operation": "Update",
+        "apiVersion": "v1",
+        "time": time,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:metadata": {"f:labels": {f"f:{key}": {} for key in labels}}},
+    }
+
+
+def tiered_node(*entries: Any) -> dict[str, Any]:
+    node = eks_node(**{f"metadata__labels__{TIER_LABEL}": "2"})
+    node["metadata"]["managedFields"] = list(entries)
+    return node
+
+
+def test_the_tier_label_is_dated_by_the_managed_fields_entry_that_owns_it() -> None:
+    node = node_from_manifest(
+        tiered_node(
+            managed("kubelet", "2026-11-26T08:00:00Z", "kubernetes.io/hostname"),
+            managed("stellar-carbon-tiers", "2026-11-26T10:15:02Z", TIER_LABEL),
+            managed("kube-controller-manager", "2026-11-26T11:00:00Z"),
+        )
+    )
+    assert node.tier_set_at == datetime(2026, 11, 26, 10, 15, 2, tzinfo=UTC)
+
+
+def test_a_tier_label_owned_twice_is_dated_by_the_newer_write() -> None:
+    node = node_from_manifest(
+        tiered_node(
+            managed("stellar-carbon-tiers", "2026-11-26T10:15:02Z", TIER_LABEL),
+            managed("kubectl-label", "2026-11-26T10:40:00Z", TIER_LABEL, "team"),
+        )
+    )
+    assert node.tier_set_at == datetime(2026, 11, 26, 10, 40, tzinfo=UTC)
+
+
+def test_a_node_without_the_tier_label_or_its_record_has_no_tier_time() -> None:
+    owned = managed("stellar-carbon-tiers", "2026-11-26T10:15:02Z", TIER_LABEL)
+    untiered = eks_node()
+    untiered["metadata"]["managedFields"] = [owned]
+
+    assert node_from_manifest(untiered).tier_set_at is None
+    assert node_from_manifest(tiered_node()).tier_set_at is None
+    assert (
+        node_from_manifest(eks_node(**{f"metadata__labels__{TIER_LABEL}": "2"})).tier_set_at is None
+    )
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        "not an entry",
+        {"time": 17, "fieldsV1": {"f:metadata": {"f:labels": {f"f:{TIER_LABEL}": {}}}}},
+        {"time": "yesterday", "fieldsV1": {"f:metadata": {"f:labels": {f"f:{TIER_LABEL}": {}}}}},
+        {
+            "time": "2026-11-26T10:00:00",
+            "fieldsV1": {"f:metadata": {"f:labels": {f"f:{TIER_LABEL}": {}}}},
+        },
+        {"time": "2026-11-26T10:00:00Z", "fieldsV1": {"f:metadata": []}},
+    ],
+)
+def test_managed_fields_entries_the_api_server_would_not_send_are_skipped(broken: Any) -> None:
+    node = node_from_manifest(
+        tiered_node(broken, managed("stellar-carbon-tiers", "2026-11-26T09:00:00Z", TIER_LABEL))
+    )
+    assert node.tier_set_at == datetime(2026, 11, 26, 9, tzinfo=UTC)
 
 
 def test_cordoned_node_is_not_schedulable() -> None:

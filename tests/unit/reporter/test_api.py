@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
 
 from reporter.health import RefresherHealth
 from reporter.settings import ReporterSettings
-from shared.core.models import Freshness
+from shared.cluster.inventory import NodeInfo
+from shared.core.models import TIER_LABEL, Cloud, Freshness
 from shared.settings import CarbonSettings
 from tests.unit.reporter.cluster import NOW, Cluster, carbon, node, pod, region_info, snapshot
 from tests.unit.reporter.conftest import (
@@ -161,6 +163,66 @@ async def test_an_unknown_region_is_a_404_suggesting_close_matches(
     assert body["error"]["code"] == "region_not_found"
     assert "us-west-2" in body["error"]["suggestions"]
     assert "us-west-2" in body["error"]["message"]
+
+
+def tiered(info: NodeInfo, tier: str, minutes_ago: int | None) -> NodeInfo:
+    """``info`` labelled with ``tier``, the label written ``minutes_ago`` (None: no record)."""
+    return dataclasses.replace(
+        info,
+        labels={**info.labels, TIER_LABEL: tier},
+        tier_set_at=NOW - timedelta(minutes=minutes_ago) if minutes_ago is not None else None,
+    )
+
+
+async def test_each_region_shows_its_nodes_tier_and_when_it_last_changed(
+    reporter_client: ClientFactory,
+) -> None:
+    cluster = Cluster(
+        [
+            tiered(node("aws-usw2-a", "us-west-2"), "0", minutes_ago=50),
+            tiered(node("aws-usw2-b", "us-west-2"), "0", minutes_ago=45),
+            tiered(node("aws-euw1-a", "eu-west-1"), "4", minutes_ago=None),
+            node("gcp-euw1-a", "europe-west1", cloud=Cloud.GCP),
+        ]
+    )
+    client = await reporter_client(cluster=cluster)
+
+    _, body = await call(client, f"{API}/regions")
+    by_name = {r["region"]: r for r in body["regions"]}
+    # The newest label write of the region dates its tier.
+    assert by_name["us-west-2"]["tier"] == 0
+    assert by_name["us-west-2"]["tierChangedAt"] == "2026-11-26T11:15:00Z"
+    assert (by_name["eu-west-1"]["tier"], by_name["eu-west-1"]["tierChangedAt"]) == (4, None)
+    # No label on any node (the tier component is off or in dry-run): no tier.
+    assert (by_name["europe-west1"]["tier"], by_name["europe-west1"]["tierChangedAt"]) == (
+        None,
+        None,
+    )
+    assert (by_name["eu-north-1"]["tier"], by_name["eu-north-1"]["tierChangedAt"]) == (None, None)
+    _, one = await call(client, f"{API}/regions/us-west-2")
+    assert one == by_name["us-west-2"]
+
+
+async def test_a_region_whose_nodes_disagree_shows_the_tier_most_carry_dated_by_those(
+    reporter_client: ClientFactory,
+) -> None:
+    cluster = Cluster(
+        [
+            tiered(node("a", "us-west-2"), "1", minutes_ago=90),
+            tiered(node("b", "us-west-2"), "1", minutes_ago=80),
+            # Written last, but a minority: the move is half done.
+            tiered(node("c", "us-west-2"), "0", minutes_ago=5),
+            tiered(node("d", "eu-west-1"), "03", minutes_ago=5),
+        ]
+    )
+    client = await reporter_client(cluster=cluster)
+
+    _, west = await call(client, f"{API}/regions/us-west-2")
+    _, ireland = await call(client, f"{API}/regions/eu-west-1")
+
+    assert (west["tier"], west["tierChangedAt"]) == (1, "2026-11-26T10:40:00Z")
+    # A value the tier component never writes names no tier.
+    assert (ireland["tier"], ireland["tierChangedAt"]) == (None, None)
 
 
 # --- forecast ---------------------------------------------------------------------------------

@@ -10,7 +10,14 @@ import pytest
 
 from shared.core.models import Freshness
 from shared.scoring.ranking import Ranking, RegionScore
-from shared.scoring.tiers import RegionTier, TierPolicy, node_tiers, plan_tiers
+from shared.scoring.tiers import (
+    RegionTier,
+    TierPolicy,
+    node_tiers,
+    plan_tiers,
+    prevailing_tier,
+    tier_value,
+)
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 POLICY = TierPolicy()  # band 10 %, step 1.25, margin 10 %, dwell 2 h
@@ -179,3 +186,28 @@ def test_impossible_policies_are_refused() -> None:
         TierPolicy(step=1.0)
     with pytest.raises(ValueError, match="negative"):
         TierPolicy(margin=-0.1)
+
+
+@pytest.mark.parametrize(
+    ("label", "tier"),
+    [
+        ("0", 0),
+        ("9", 9),
+        ("12", 12),
+        ("03", None),
+        ("-1", None),
+        ("x", None),
+        ("1.5", None),
+        ("\u0663", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_only_plain_tier_numbers_name_a_tier(label: str | None, tier: int | None) -> None:
+    assert tier_value(label) == tier
+
+
+def test_a_region_holds_the_tier_most_of_its_nodes_carry_and_the_greener_on_a_tie() -> None:
+    assert prevailing_tier([1, 1, 0]) == 1
+    assert prevailing_tier([3, 0, 0, 3]) == 0
+    assert prevailing_tier([]) is None

@@ -15,7 +15,6 @@ from tiers.decide import (
     held_kind,
     label_writes,
     nodes_per_region,
-    parse_tier,
     restore_tiers,
 )
 
@@ -32,13 +31,6 @@ def plan_for(
         previous or {}, ranking, now=NOW, policy=POLICY, nodes=nodes_per_region(nodes)
     )
     return plan, ranking
-
-
-def test_label_values_that_are_not_a_whole_tier_count_as_no_tier() -> None:
-    assert parse_tier("0") == 0
-    assert parse_tier("12") == 12
-    for bad in (None, "", "-1", "x", "1.5", "٣"):
-        assert parse_tier(bad) is None
 
 
 def test_only_nodes_whose_label_differs_from_the_plan_are_written() -> None:
@@ -58,6 +50,16 @@ def test_only_nodes_whose_label_differs_from_the_plan_are_written() -> None:
     assert writes[0].node == "d1"
     assert writes[0].direction == "dirtier"
     assert writes[1].direction == "new"
+
+
+def test_a_label_the_webhook_cannot_read_is_rewritten_like_a_missing_one() -> None:
+    nodes = {"d1": inventory_node("d1", "dirty", tier="06")}
+    plan, ranking = plan_for(nodes, {"green": 100, "dirty": 400}, previous=None)
+
+    (write,) = label_writes(nodes, plan, ranking)
+
+    # "06" names no tier for the webhook's terms; written as "6" it does, and moves no pod.
+    assert (write.before, write.value, write.moves) == (None, "6", False)
 
 
 def test_the_event_message_names_the_region_both_tiers_and_the_intensity() -> None:

@@ -6,8 +6,6 @@ import dataclasses
 from collections.abc import Collection, Mapping
 from typing import Any
 
-import pytest
-
 from shared.cluster.inventory import NodeInfo
 from shared.cluster.workloads import REQUIRED_REGIONS_ANNOTATION, Workloads
 from shared.core.clock import fixed
@@ -24,7 +22,7 @@ from tests.unit.webhook.builders import (
 from tests.unit.webhook.test_pools import ZONE, operator_pod, read_pod_bound, workloads
 from webhook.admission import Admission, Placement, admit
 from webhook.decisions import DecisionCache
-from webhook.eligibility import TOPOLOGY_REGION, tier_value
+from webhook.eligibility import TOPOLOGY_REGION
 from webhook.follow import FOLLOW_ANNOTATION, pool_tiers, share_tiers, tier_terms
 from webhook.review import review_from_dict
 
@@ -304,14 +302,6 @@ def test_the_decision_cache_gives_what_a_cold_decision_gives() -> None:
     warm = [decide(pod, nodes, cache=cache).patch for _ in range(2)]
 
     assert warm[0] == warm[1] == decide(pod, nodes).patch
-
-
-@pytest.mark.parametrize(
-    ("label", "tier"),
-    [("0", 0), ("9", 9), ("12", 12), ("03", None), ("-1", None), ("x", None), ("", None)],
-)
-def test_only_plain_tier_numbers_name_a_tier(label: str, tier: int | None) -> None:
-    assert tier_value(label) == tier
 
 
 def test_tier_terms_weigh_each_tier_by_the_tier_policy() -> None:
