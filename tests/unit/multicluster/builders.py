@@ -99,3 +99,26 @@ def snapshot(
             RegionInfo(cloud=Cloud.AWS, region=region, zone=f"Z-{region}"), current
         )
     return CarbonSnapshot(taken_at=at, regions=regions)
+
+
+GRID = {"europe-west1": 120.0, "eu-central-1": 380.0, "us-east-1": 400.0}
+"""Expected gCO2eq/kWh of the three member clusters' regions."""
+CLUSTERS = [
+    cluster("member-be", "europe-west1", provider="gcp"),
+    cluster("member-de", "eu-central-1"),
+    cluster("member-us", "us-east-1"),
+]
+
+
+def binding(name: str, replicas: int, policy_name: str = "read-pool") -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "stellar",
+            "annotations": {
+                "propagationpolicy.karmada.io/name": policy_name,
+                "propagationpolicy.karmada.io/namespace": "stellar",
+            },
+        },
+        "spec": {"replicas": replicas},
+    }
