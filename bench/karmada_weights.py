@@ -43,7 +43,11 @@ RULES = {
 }
 
 
-def _replay(traces: Traces, regions: Sequence[RegionInfo], exponent: float) -> dict[str, float]:
+def replay(
+    traces: Traces, regions: Sequence[RegionInfo], exponent: float, *, hours: int = HOURS
+) -> dict[str, float]:
+    """Carbon-weighted, equal-weighted and oracle emissions (replica × gCO2eq/kWh summed over
+    hours) and the number of re-weighings, over ``hours`` hours of ``traces``."""
     rules = Rules(exponent=exponent)
     names = [info.region for info in regions]
     zones = {info.region: info.zone or "" for info in regions}
@@ -52,7 +56,7 @@ def _replay(traces: Traces, regions: Sequence[RegionInfo], exponent: float) -> d
     emitted = equal = oracle = 0.0
     changes = 0
     equal_split = divide(REPLICAS, dict.fromkeys(names, 1))
-    for hour in range(HOURS):
+    for hour in range(hours):
         now = traces.time(hour)
         ranking = rank(snapshot_at(traces, regions, hour), names, now=now, horizon_hours=24)
         carbon = {
@@ -91,7 +95,7 @@ async def run(weeks: Sequence[str] = WEEKS) -> list[dict[str, Any]]:
         for label, exponent in RULES.items():
             totals = {"emitted": 0.0, "equal": 0.0, "oracle": 0.0, "changes": 0.0}
             for trace in traces:
-                for key, value in _replay(trace, regions, exponent).items():
+                for key, value in replay(trace, regions, exponent).items():
                     totals[key] += value
             saved = totals["equal"] - totals["emitted"]
             rows.append(

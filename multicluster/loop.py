@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from multicluster.decide import ClusterCarbon, Decision, Rules, decide
+from multicluster.decide import ClusterCarbon, Decision, Rules, Verdict, decide
 from multicluster.karmada import Conflict, KarmadaWatches, KarmadaWriter, Stale
 from multicluster.lease import LeaderLease
 from multicluster.members import ClusterRegions, MemberCluster, Resolve, map_regions
@@ -149,6 +149,9 @@ class WeightLoop:
             if unplaced:
                 message = "left out of the ranking: " + "; ".join(sorted(unplaced))
                 await self._report_once(policy, "CarbonClusterWithoutRegion", message, warning=True)
+            if decision.verdict is Verdict.FROZEN:
+                message = f"weights kept: {decision.reason} (source {annotations.source})"
+                await self._report_once(policy, "CarbonWeightsFrozen", message, warning=True)
             if not decision.writes:
                 return Outcome(policy.ref, decision.verdict.value, decision.reason), view
             body = apply_body(

@@ -288,6 +288,10 @@ async def test_stale_carbon_data_freezes_the_weights(
 
     assert outcome.verdict == "frozen"
     assert fake.applies == []
+    (event,) = fake.events
+    assert event["reason"] == "CarbonWeightsFrozen"
+    assert "carbon data not live for member-de" in event["message"]
+    assert "electricitymaps(stale)" in event["message"]
 
 
 async def test_a_cluster_without_a_region_is_named_in_an_event_and_keeps_the_floor(
