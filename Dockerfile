@@ -1,5 +1,5 @@
-# One image, every entrypoint: `stellar-carbon-webhook`, `stellar-carbon-reporter` and
-# `stellar-carbon-tiers`.
+# One image, every entrypoint: `stellar-carbon-webhook`, `stellar-carbon-reporter`,
+# `stellar-carbon-tiers` and `stellar-carbon-multicluster`.
 # Build: docker build -t stellar-carbon:dev .
 # BASE: any Debian bookworm image with python3.11 (and python3-venv) as `python`, e.g. one made with
 # debootstrap where no registry image can be pulled (docs in the README's Development section).
@@ -13,6 +13,7 @@ COPY shared ./shared
 COPY webhook ./webhook
 COPY reporter ./reporter
 COPY tiers ./tiers
+COPY multicluster ./multicluster
 RUN python -m venv /opt/stellar-carbon \
  && /opt/stellar-carbon/bin/pip install --no-compile . \
  && find /opt/stellar-carbon -name '__pycache__' -prune -exec rm -rf {} +

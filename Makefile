@@ -43,8 +43,8 @@ fuzz: venv
 		tests/unit/webhook/test_hostile_reviews.py tests/unit/reporter/test_fuzzing.py
 
 lint: venv
-	$(BIN)/ruff check shared webhook reporter tiers tests tools bench
-	$(BIN)/ruff format --check shared webhook reporter tiers tests tools bench
+	$(BIN)/ruff check shared webhook reporter tiers multicluster tests tools bench
+	$(BIN)/ruff format --check shared webhook reporter tiers multicluster tests tools bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile

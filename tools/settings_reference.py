@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from multicluster.settings import KarmadaSettings
 from reporter.settings import ReporterSettings
 from shared.settings import CarbonSettings
 from shared.settings.reference import render
@@ -19,10 +20,11 @@ from webhook.settings import WebhookSettings
 DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
 
 READERS = (
-    (CarbonSettings, "webhook, reporter and tiers"),
+    (CarbonSettings, "webhook, reporter, tiers and karmada"),
     (WebhookSettings, "webhook"),
     (ReporterSettings, "reporter"),
     (TiersSettings, "tiers"),
+    (KarmadaSettings, "karmada"),
 )
 
 

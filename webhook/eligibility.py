@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.cluster.inventory import NodeInfo, Taint
+from shared.cluster.inventory import NodeInfo
+from shared.cluster.topology import tolerated
 from shared.core.shapes import array_reader, object_reader
 from shared.scoring.tiers import TIER_LABEL, tier_value
 from webhook.errors import MutationError
@@ -159,23 +160,6 @@ def term_matches(term: Mapping[str, Any], node: NodeInfo) -> bool:
     return all(
         _expression_matches(_object(e, "matchExpressions[]"), node.labels) for e in expressions
     ) and all(_field_matches(_object(f, "matchFields[]"), node) for f in fields)
-
-
-def tolerated(tolerations: Iterable[Mapping[str, Any]], taint: Taint) -> bool:
-    """Some toleration matches ``taint`` (kube's ``Toleration.ToleratesTaint``)."""
-    for toleration in tolerations:
-        effect = toleration.get("effect") or ""
-        if effect and effect != taint.effect:
-            continue
-        key = toleration.get("key") or ""
-        if key and key != taint.key:
-            continue
-        operator = toleration.get("operator") or "Equal"
-        if operator == "Exists":
-            return True
-        if operator == "Equal" and (toleration.get("value") or "") == (taint.value or ""):
-            return True
-    return False
 
 
 def _expression_matches(expression: Mapping[str, Any], labels: Mapping[str, str]) -> bool:

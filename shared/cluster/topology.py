@@ -25,7 +25,7 @@ Conventions read from nodes:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
@@ -107,10 +107,28 @@ def node_instance_type(labels: Mapping[str, str]) -> str | None:
     return None
 
 
+def tolerated(tolerations: Iterable[Mapping[str, Any]], taint: Taint) -> bool:
+    """Some toleration matches ``taint`` (kube's ``Toleration.ToleratesTaint``)."""
+    for toleration in tolerations:
+        effect = toleration.get("effect") or ""
+        if effect and effect != taint.effect:
+            continue
+        key = toleration.get("key") or ""
+        if key and key != taint.key:
+            continue
+        operator = toleration.get("operator") or "Equal"
+        if operator == "Exists":
+            return True
+        if operator == "Equal" and (toleration.get("value") or "") == (taint.value or ""):
+            return True
+    return False
+
+
 # --- nodes --------------------------------------------------------------------------------------
 
 
-def _taint(raw: object, where: str) -> Taint:
+def read_taint(raw: object, where: str) -> Taint:
+    """One ``spec.taints[]`` entry (a Node's, or any object that carries taints the same way)."""
     taint = mapping(raw, where)
     key, effect, value = taint.get("key"), taint.get("effect"), taint.get("value")
     if not isinstance(key, str) or not key or not isinstance(effect, str) or not effect:
@@ -181,7 +199,7 @@ def node_from_manifest(obj: Mapping[str, Any], extra_region_key: str | None = No
     if not isinstance(unschedulable, bool):
         raise ManifestError(f"node {name}: spec.unschedulable must be a boolean")
     taints = tuple(
-        _taint(raw, f"node {name}: spec.taints[{i}]")
+        read_taint(raw, f"node {name}: spec.taints[{i}]")
         for i, raw in enumerate(sequence(spec.get("taints"), f"node {name}: spec.taints"))
     )
     region, region_label = node_region(labels, extra_region_key)

@@ -48,11 +48,17 @@ def test_the_licence_and_the_notice_beside_the_data_are_the_top_level_files(whee
         assert archive.read(DATA + name) == (REPO / name).read_bytes()
 
 
-def test_the_wheel_names_the_three_console_scripts(wheel: Path) -> None:
+def test_the_wheel_names_every_console_script(wheel: Path) -> None:
     entry_points = (
         zipfile.ZipFile(wheel).read(f"stellar_carbon-{VERSION}.dist-info/entry_points.txt").decode()
     )
-    for script in ("stellar-carbon-webhook", "stellar-carbon-reporter", "stellar-carbon-preview"):
+    for script in (
+        "stellar-carbon-webhook",
+        "stellar-carbon-reporter",
+        "stellar-carbon-preview",
+        "stellar-carbon-tiers",
+        "stellar-carbon-multicluster",
+    ):
         assert f"{script} = " in entry_points
 
 

@@ -24,7 +24,7 @@ def test_secret_defaults_show_as_unset_and_readers_are_named() -> None:
     rows = {line.split(" | ")[0]: line for line in reference().splitlines() if line.startswith("|")}
     token = rows["| `STELLAR_CARBON_ELECTRICITYMAPS_TOKEN`"]
     assert "| unset |" in token
-    assert "webhook, reporter and tiers" in token
+    assert "webhook, reporter, tiers and karmada" in token
     assert "| webhook |" in rows["| `STELLAR_CARBON_WEBHOOK_PORT`"]
     assert "| reporter |" in rows["| `STELLAR_CARBON_REPORTER_INVENTORY`"]
     assert "| tiers |" in rows["| `STELLAR_CARBON_TIERS_MODE`"]

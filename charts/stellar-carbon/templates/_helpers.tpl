@@ -29,6 +29,10 @@
 {{- printf "%s-tiers" (include "stellar-carbon.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{- define "stellar-carbon.karmada.fullname" -}}
+{{- printf "%s-karmada" (include "stellar-carbon.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{/* The webhook configuration is cluster-scoped: include the namespace so two releases in
      different namespaces do not collide. */}}
 {{- define "stellar-carbon.webhook.configName" -}}
