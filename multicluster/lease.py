@@ -107,23 +107,29 @@ class LeaderLease:
         return now
 
     async def release(self) -> None:
-        """Give the Lease up on shutdown so the standby takes over at once."""
-        if not self.leading:
-            return
+        """Give the Lease up on shutdown so the standby takes over at once.
+
+        Decided by the Lease itself, not by this replica's own view: a leader whose last renewal
+        came late (a busy node) still holds the Lease and must still hand it over. A write that
+        races another one (409) is retried on a fresh read."""
         self._renewed_at = None
         try:
-            status, text = await call_for_text(
-                self._coordination.read_namespaced_lease, self.name, self.namespace
-            )
-            if status != 200:
-                return
-            lease = json.loads(text)
-            spec = lease.setdefault("spec", {})
-            if spec.get("holderIdentity") == self.identity:
+            for _ in range(3):
+                status, text = await call_for_text(
+                    self._coordination.read_namespaced_lease, self.name, self.namespace
+                )
+                if status != 200:
+                    return
+                lease = json.loads(text)
+                spec = lease.setdefault("spec", {})
+                if spec.get("holderIdentity") != self.identity:
+                    return
                 spec["holderIdentity"] = None
-                await call_for_text(
+                status, _ = await call_for_text(
                     self._coordination.replace_namespaced_lease, self.name, self.namespace, lease
                 )
+                if status != 409:
+                    return
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
             logger.info("lease not released (the standby takes it when it expires): %s", e)
 

@@ -67,3 +67,31 @@ async def test_released_the_lease_goes_to_the_standby_at_once(
     assert not a.leading
     assert await b.try_once()
     assert fake.get("leases", "stellar", "karmada-system")["spec"]["leaseTransitions"] == 1
+
+
+async def test_a_leader_whose_renewal_came_late_still_hands_the_lease_over(
+    fake: FakeKarmadaApi, client: ApiClient
+) -> None:
+    clock = Clock(NOW)
+    a, b = replica(client, clock, "a"), replica(client, clock, "b")
+    assert await a.try_once()
+    clock.advance(timedelta(seconds=12))  # past its own step-down point, Lease not yet expired
+    assert not a.leading
+
+    await a.release()
+
+    assert fake.get("leases", "stellar", "karmada-system")["spec"]["holderIdentity"] is None
+    assert await b.try_once()
+
+
+async def test_a_replica_that_never_led_leaves_the_leader_s_lease_alone(
+    fake: FakeKarmadaApi, client: ApiClient
+) -> None:
+    clock = Clock(NOW)
+    a, b = replica(client, clock, "a"), replica(client, clock, "b")
+    assert await a.try_once()
+    assert not await b.try_once()
+
+    await b.release()
+
+    assert fake.get("leases", "stellar", "karmada-system")["spec"]["holderIdentity"] == "a"
