@@ -273,8 +273,11 @@ class SelfManagedCertificates:
             # A change to our webhook entries (a caBundle removed or replaced) wakes the check
             # at once. The Secret is read again before anything is written back, so replicas
             # that renew in turn never fight over the bundle with stale pairs.
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that arrives as the event is set, and stop() would then wait for the next check.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._bundle.changed.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._bundle.changed.wait()
             self._bundle.changed.clear()
             try:
                 await self.ensure()

@@ -24,6 +24,7 @@ from kubernetes_asyncio.client import ApiClient, Configuration
 from tests.fakes.kube_api import status_body
 
 WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+WATCH_SECONDS = 2.0
 
 
 def status(code: int, reason: str, message: str) -> web.Response:
@@ -155,9 +156,13 @@ class FakeKube:
         self._watchers.append((name, queue))
         response = web.StreamResponse()
         await response.prepare(request)
+        # Like kube-apiserver at timeoutSeconds, the fake ends each watch after a while (the client
+        # watches again), so no stream outlives a test however its client went away.
+        ends = asyncio.get_running_loop().time() + WATCH_SECONDS
         try:
-            # Ends when the client goes away; the fake never ends a watch on its own.
-            while request.transport is not None and not request.transport.is_closing():
+            while asyncio.get_running_loop().time() < ends:
+                if request.transport is None or request.transport.is_closing():
+                    break
                 try:
                     event = await asyncio.wait_for(queue.get(), 0.1)
                 except TimeoutError:

@@ -134,7 +134,8 @@ async def test_replicas_starting_together_serve_one_pair(fake: FakeKube, api: Ap
     a, b = await asyncio.gather(first.ensure(), second.ensure())
 
     assert a.serving == b.serving
-    assert fake.calls.count("POST secret stellar-carbon-webhook-tls") == 2  # one won, one got 409
+    # One won; the other lost the race (409) or, on a slow machine, read the winner's pair first.
+    assert fake.calls.count("POST secret stellar-carbon-webhook-tls") in (1, 2)
     ca = stored_ca(fake)
     assert await served_fingerprint(first_ctx, ca) == await served_fingerprint(second_ctx, ca)
 
@@ -206,7 +207,8 @@ async def test_concurrent_renewals_settle_on_one_pair(fake: FakeKube, api: ApiCl
     a, b = await asyncio.gather(first.ensure(), second.ensure())
 
     assert a.serving == b.serving
-    assert fake.calls.count("PATCH secret stellar-carbon-webhook-tls") == 2  # one won, one got 409
+    # One won; the other lost the race (409) or, on a slow machine, read the winner's pair first.
+    assert fake.calls.count("PATCH secret stellar-carbon-webhook-tls") in (1, 2)
 
 
 async def test_a_secret_with_unusable_data_is_repaired(fake: FakeKube, api: ApiClient) -> None:
