@@ -17,7 +17,6 @@ from aiohttp import web
 from kubernetes_asyncio.client import ApiClient
 
 from reporter.app import CleanupContext, create_app
-from reporter.errors import JsonErrorRunner
 from reporter.health import RefresherHealth
 from reporter.settings import InventorySource, ReporterSettings
 from reporter.usage import NodeMetricsPoller
@@ -26,6 +25,7 @@ from shared.cluster.inventory import RunningInventory
 from shared.cluster.kube import load_api_client
 from shared.entrypoint import run, settings_or_exit, start_logging
 from shared.factory import CarbonRuntime, build_runtime
+from shared.http_errors import JsonErrorRunner
 
 logger = logging.getLogger("reporter")
 
@@ -47,7 +47,7 @@ async def serve(settings: ReporterSettings, *, stopping: asyncio.Event | None = 
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
-    runner = JsonErrorRunner(await build_app(settings), access_log=None)
+    runner = JsonErrorRunner(await build_app(settings), service="reporter", access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()

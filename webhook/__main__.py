@@ -30,6 +30,7 @@ from shared.core.errors import ConfigError
 from shared.core.tasks import cancel_and_wait
 from shared.entrypoint import run, settings_or_exit, start_logging
 from shared.factory import CarbonRuntime, build_runtime
+from shared.http_errors import JsonErrorRunner
 from shared.settings import CarbonSettings
 from webhook.app import create_app, create_health_app
 from webhook.errors import CertificateError, WebhookError
@@ -222,8 +223,13 @@ async def _site(
     *,
     ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[None]:
-    runner = web.AppRunner(
-        app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout, access_log=None
+    # Even what aiohttp's HTTP parser rejects is answered with the JSON error document.
+    runner = JsonErrorRunner(
+        app,
+        service="webhook",
+        handle_signals=False,
+        shutdown_timeout=settings.shutdown_timeout,
+        access_log=None,
     )
     await runner.setup()
     try:

@@ -2,7 +2,9 @@
 
 Handlers only parse, call ``webhook.admission.admit`` and map the outcome to HTTP: a body that is
 not an AdmissionReview gets a 400 with a one-line reason; everything else gets a 200 AdmissionReview
-that allows the pod, with or without a patch. Nothing here does I/O beyond the request itself:
+that allows the pod, with or without a patch. Every other failure (an unknown path, a wrong
+method, a body over the size limit, a bug) gets the same JSON error document from
+``shared.http_errors``, which serves both sites. Nothing here does I/O beyond the request itself:
 carbon data, nodes and workloads come from in-memory sources kept current in the background.
 """
 
@@ -23,6 +25,7 @@ from shared.cluster.workloads import EMPTY, Workloads
 from shared.core.clock import Clock
 from shared.core.shapes import quote
 from shared.health import not_ready_reasons, readiness_body
+from shared.http_errors import error_middleware, error_response
 from shared.scoring.ranking import DEFAULT_HORIZON_HOURS
 from webhook.admission import Placement, admit
 from webhook.decisions import DecisionCache
@@ -47,6 +50,8 @@ _SERVING: web.AppKey[Callable[[], bool]] = web.AppKey("serving")
 _WATCHES: web.AppKey[WatchSource] = web.AppKey("watches")
 METRICS = web.AppKey("metrics", WebhookMetrics)
 
+_JSON_ERRORS = error_middleware("webhook")
+
 
 def create_app(
     settings: WebhookSettings,
@@ -62,7 +67,7 @@ def create_app(
 
     ``workloads`` gives the StatefulSets, namespaces and bound pods read pools are sized from
     (``shared.cluster.kube.KubeWorkloads.state``); none without a cluster."""
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_JSON_ERRORS])
     app[_SNAPSHOT_SOURCE] = snapshot_source
     app[_INVENTORY] = inventory
     app[_WORKLOADS] = workloads
@@ -95,7 +100,7 @@ def create_health_app(
     a replica is ready once each has listed, since read pools get preferred terms only before.
     """
     metrics.bind(snapshot_source=snapshot_source, inventory=inventory, clock=clock, watches=watches)
-    app = web.Application()
+    app = web.Application(middlewares=[_JSON_ERRORS])
     app[_SNAPSHOT_SOURCE] = snapshot_source
     app[_INVENTORY] = inventory
     app[METRICS] = metrics
@@ -115,7 +120,7 @@ async def _mutate(request: web.Request) -> web.Response:
     except BadReview as e:
         app[METRICS].bad_requests.inc()
         logger.info("rejected a request to %s: %s", MUTATE_PATH, e)
-        return _error(400, "bad_review", str(e))
+        return error_response(400, "bad_review", str(e))
     admission = admit(
         review,
         carbon=app[_SNAPSHOT_SOURCE],
@@ -176,7 +181,3 @@ async def _metrics(request: web.Request) -> web.Response:
     response = web.Response(body=request.app[METRICS].exposition())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)

@@ -1,9 +1,12 @@
 """Self-managed serving certificates: one Secret for all replicas, the CA injected, renewed in time.
 
-The Secret is the source of truth. The first replica to start creates it (a CA and a serving pair);
-a replica that loses the create race (409) reads the winner's pair, so every replica serves the
-same certificate. The CA goes into ``caBundle`` of every webhook in the named
-MutatingWebhookConfiguration. A background check renews the serving certificate when less than a
+The Secret is the source of truth. The Helm chart creates it empty, so the webhook needs only to
+read and patch it by name; the first replica finds it empty and fills it (a CA and a serving
+pair), and a replica that loses that race (409 on the version it read) reads the winner's pair, so
+every replica serves the same certificate. Outside the chart the webhook creates the Secret itself
+when it is missing. The CA goes into ``caBundle`` of our entries in the named
+MutatingWebhookConfiguration (``webhook.cabundle``), which is watched: a bundle someone removes or
+changes is put back at once. A background check renews the serving certificate when less than a
 third of its lifetime is left (and the CA likewise, keeping the old CA in the bundle until it
 expires so certificates it signed stay trusted), and picks up pairs other replicas renewed.
 
@@ -24,12 +27,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kubernetes_asyncio.client import AdmissionregistrationV1Api, ApiClient, CoreV1Api
+from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
 from shared.cluster.kube import KubeApiError, call_for_text
 from shared.core.clock import Clock
 from shared.core.errors import truncate
 from shared.core.tasks import cancel_and_wait
+from webhook.cabundle import CaBundle
 from webhook.certs import (
     KeyPair,
     generate_ca,
@@ -50,6 +54,9 @@ TLS_KEY = "tls.key"
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
 MANAGED_BY = "stellar-carbon-webhook"
+MERGE_PATCH = "application/merge-patch+json"
+_RETRY_AFTER_FAILURE = 30.0
+"""Seconds before a failed check is tried again (at most the configured interval)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +70,11 @@ class StoredCertificates:
     @property
     def ca_bundle(self) -> bytes:
         return self.ca.cert_pem
+
+    @property
+    def empty(self) -> bool:
+        """Nothing stored yet: the Secret as the chart creates it."""
+        return not (self.serving.cert_pem or self.serving.key_pem or self.ca.cert_pem)
 
 
 class SelfManagedCertificates:
@@ -78,13 +90,12 @@ class SelfManagedCertificates:
         on_reload: Callable[[KeyPair], None] | None = None,
     ) -> None:
         self._core = CoreV1Api(api)
-        self._admission = AdmissionregistrationV1Api(api)
+        self._bundle = CaBundle(api, settings)
         self._settings = settings
         self._context = context
         self._clock = clock
         self._on_reload = on_reload
         self._installed: str | None = None
-        self._injected: bytes | None = None
         self._task: asyncio.Task[None] | None = None
         self.current: StoredCertificates | None = None
 
@@ -97,15 +108,15 @@ class SelfManagedCertificates:
         if stored is None:
             fresh = self._generate(now)
             stored = fresh if await self._create(fresh) else await self._read_required()
-        problem = self._problem(stored, now)
+        problem = "none stored yet" if stored.empty else self._problem(stored, now)
         if problem is not None:
-            logger.info("renewing the serving certificate: %s", problem)
+            logger.info("issuing a serving certificate: %s", problem)
             renewed = self._renew(stored, now)
             stored = (
                 renewed if await self._replace(renewed, stored) else await self._read_required()
             )
         self._install(stored)
-        await self._inject(stored.ca_bundle)
+        await self._bundle.inject(stored.ca_bundle)
         self.current = stored
         return stored
 
@@ -223,102 +234,71 @@ class SelfManagedCertificates:
         return True
 
     async def _replace(self, stored: StoredCertificates, previous: StoredCertificates) -> bool:
-        """Optimistic update against the version read; False when another replica got there."""
+        """Optimistic update of the data against the version read; False when another replica
+        got there first. A merge patch of ``data`` only: the Secret's type, labels and
+        annotations (the chart's ownership) stay as they are, and only ``patch`` is needed."""
         name, namespace = self._settings.secret_name, self._settings.secret_namespace
-        body = self._secret_body(stored, resource_version=previous.resource_version)
+        body = {
+            "metadata": {"resourceVersion": previous.resource_version},
+            "data": _secret_data(stored),
+        }
         status, text = await call_for_text(
-            self._core.replace_namespaced_secret, name, namespace, body
+            self._core.patch_namespaced_secret, name, namespace, body, _content_type=MERGE_PATCH
         )
         if status == 409:
-            logger.info("another replica renewed the certificate first; using its pair")
+            logger.info("another replica wrote the certificate first; using its pair")
             return False
         if status != 200:
-            raise KubeApiError(status, truncate(text), action=f"replace Secret {namespace}/{name}")
+            raise KubeApiError(status, truncate(text), action=f"patch Secret {namespace}/{name}")
         return True
 
-    def _secret_body(
-        self, stored: StoredCertificates, *, resource_version: str | None = None
-    ) -> dict[str, Any]:
-        metadata: dict[str, Any] = {
-            "name": self._settings.secret_name,
-            "namespace": self._settings.secret_namespace,
-            "labels": {"app.kubernetes.io/managed-by": MANAGED_BY},
-        }
-        if resource_version is not None:
-            metadata["resourceVersion"] = resource_version
+    def _secret_body(self, stored: StoredCertificates) -> dict[str, Any]:
         return {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": metadata,
-            "type": "kubernetes.io/tls",
-            "data": {
-                TLS_CERT: _b64(stored.serving.cert_pem),
-                TLS_KEY: _b64(stored.serving.key_pem),
-                CA_CERT: _b64(stored.ca.cert_pem),
-                CA_KEY: _b64(stored.ca.key_pem),
+            "metadata": {
+                "name": self._settings.secret_name,
+                "namespace": self._settings.secret_namespace,
+                "labels": {"app.kubernetes.io/managed-by": MANAGED_BY},
             },
+            "type": "kubernetes.io/tls",
+            "data": _secret_data(stored),
         }
-
-    # --- caBundle ---------------------------------------------------------------------------
-
-    async def _inject(self, ca_bundle: bytes) -> None:
-        """Point every webhook of the configuration at ``ca_bundle``; absent config is not fatal."""
-        if ca_bundle == self._injected:
-            return
-        name = self._settings.webhook_config_name
-        status, body = await call_for_text(
-            self._admission.read_mutating_webhook_configuration, name
-        )
-        if status == 404:
-            logger.warning("MutatingWebhookConfiguration %s not found; caBundle not set yet", name)
-            return
-        if status != 200:
-            raise KubeApiError(
-                status, truncate(body), action=f"read MutatingWebhookConfiguration {name}"
-            )
-        config = json.loads(body)
-        wanted = _b64(ca_bundle)
-        ops: list[dict[str, Any]] = []
-        for index, webhook in enumerate(config.get("webhooks") or []):
-            if (webhook.get("clientConfig") or {}).get("caBundle") == wanted:
-                continue
-            # The test guards against the list changing between our read and our patch.
-            ops.append({"op": "test", "path": f"/webhooks/{index}/name", "value": webhook["name"]})
-            ops.append(
-                {"op": "add", "path": f"/webhooks/{index}/clientConfig/caBundle", "value": wanted}
-            )
-        if ops:
-            status, body = await call_for_text(
-                self._admission.patch_mutating_webhook_configuration, name, ops
-            )
-            if status != 200:
-                raise KubeApiError(
-                    status, truncate(body), action=f"patch MutatingWebhookConfiguration {name}"
-                )
-            logger.info("caBundle set on %d webhook(s) of %s", len(ops) // 2, name)
-        self._injected = ca_bundle
 
     # --- background -------------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        interval = self._settings.rotation_check_interval
+        interval = wait = self._settings.rotation_check_interval
         while True:
-            await asyncio.sleep(interval)
+            # A change to our webhook entries (a caBundle removed or replaced) wakes the check
+            # at once. The Secret is read again before anything is written back, so replicas
+            # that renew in turn never fight over the bundle with stale pairs.
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that arrives as the event is set, and stop() would then wait for the next check.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._bundle.changed.wait()
+            self._bundle.changed.clear()
             try:
                 await self.ensure()
+                wait = interval
             except asyncio.CancelledError:
                 raise
             except Exception as e:
-                # Serving goes on with the installed pair; the next check tries again.
-                logger.warning("certificate check failed: %s", e)
+                # Serving goes on with the installed pair; a failed repair is retried soon,
+                # since no further change may come to wake the check.
+                wait = min(interval, _RETRY_AFTER_FAILURE)
+                logger.warning("certificate check failed, retrying in %.0fs: %s", wait, e)
 
     def start(self) -> None:
         if self._task is None:
+            self._bundle.start()
             self._task = asyncio.create_task(self._loop(), name="certificate-rotation")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
         await cancel_and_wait(task)
+        await self._bundle.stop()
 
 
 def _from_secret(secret: dict[str, Any]) -> StoredCertificates:
@@ -337,6 +317,15 @@ def _from_secret(secret: dict[str, Any]) -> StoredCertificates:
         ca=KeyPair(entry(CA_CERT), entry(CA_KEY)),
         resource_version=(secret.get("metadata") or {}).get("resourceVersion"),
     )
+
+
+def _secret_data(stored: StoredCertificates) -> dict[str, str]:
+    return {
+        TLS_CERT: _b64(stored.serving.cert_pem),
+        TLS_KEY: _b64(stored.serving.key_pem),
+        CA_CERT: _b64(stored.ca.cert_pem),
+        CA_KEY: _b64(stored.ca.key_pem),
+    }
 
 
 def _b64(data: bytes) -> str:

@@ -116,11 +116,11 @@ def test_cluster_roles_only_read_nodes_and_pods(render: Render) -> None:
             assert "*" not in rule["verbs"]
             assert "*" not in rule["resources"]
             if rule["resources"] == ["mutatingwebhookconfigurations"]:
-                # Only its own configuration, by name, and only to inject the CA bundle.
+                # Only its own configuration, by name: read and watched to keep the CA bundle.
                 assert rule["resourceNames"]
-                assert set(rule["verbs"]) <= {"get", "patch"}
+                assert set(rule["verbs"]) <= {"get", "list", "watch", "patch"}
             else:
-                assert set(rule["verbs"]) <= {"get", "list", "watch"}
+                assert set(rule["verbs"]) <= {"list", "watch"}
                 assert "secrets" not in rule["resources"]
 
 
@@ -142,13 +142,28 @@ def test_the_webhook_watches_statefulsets_namespaces_and_pods_to_size_read_pools
     assert reads >= {("", "nodes"), ("", "namespaces"), ("", "pods"), ("apps", "statefulsets")}
 
 
-def test_self_managed_tls_may_touch_only_its_own_secret(render: Render) -> None:
+def test_self_managed_tls_may_read_and_patch_only_the_secret_the_chart_creates(
+    render: Render,
+) -> None:
     objects = render()
     (role,) = [r for r in by_kind(objects, "Role") if "secrets" in r["rules"][0]["resources"]]
-    named, create = role["rules"]
-    assert named["resourceNames"] == ["stellar-stellar-carbon-webhook-tls"]
-    assert create["verbs"] == ["create"]
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["stellar-stellar-carbon-webhook-tls"],
+            "verbs": ["get", "patch"],
+        }
+    ]
+    (secret,) = [
+        s for s in by_kind(objects, "Secret") if s["metadata"]["name"].endswith("-webhook-tls")
+    ]
+    # Created empty and Opaque: an upgrade's merge never touches what the webhook wrote.
+    assert secret["type"] == "Opaque"
+    assert "data" not in secret
+    assert "stringData" not in secret
     env = env_of(deployment(objects, "webhook"))
+    assert env["STELLAR_CARBON_WEBHOOK_SECRET_NAME"]["value"] == secret["metadata"]["name"]
     assert env["STELLAR_CARBON_WEBHOOK_TLS_MODE"]["value"] == "self-managed"
     assert (
         env["STELLAR_CARBON_WEBHOOK_CONFIG_NAME"]["value"]
@@ -210,7 +225,9 @@ def test_electricity_maps_token_reaches_pods_only_through_a_secret(render: Rende
     objects = render(
         None, "carbon.providers={electricitymaps,static}", "carbon.electricityMaps.token=s3cr3t"
     )
-    secret = one(objects, "Secret")
+    (secret,) = [
+        s for s in by_kind(objects, "Secret") if "electricitymaps-token" in s.get("data", {})
+    ]
     assert base64.b64decode(secret["data"]["electricitymaps-token"]) == b"s3cr3t"
     for d in by_kind(objects, "Deployment"):
         env = env_of(d)
@@ -306,12 +323,20 @@ def test_the_tier_component_may_read_and_label_nodes_and_record_events_and_nothi
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
+        "Role",
+        "RoleBinding",
         "ServiceAccount",
     ]
     assert one(objects, "ClusterRole")["rules"] == [
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch", "patch"]},
-        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
     ]
+    # Node events go where the kubelet keeps them: creating them is granted there only.
+    events = one(objects, "Role")
+    assert events["metadata"]["namespace"] == "default"
+    assert events["rules"] == [{"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]
+    events_binding = one(objects, "RoleBinding")
+    assert events_binding["metadata"]["namespace"] == "default"
+    assert events_binding["roleRef"]["name"] == events["metadata"]["name"]
     binding = one(objects, "ClusterRoleBinding")
     account = one(objects, "ServiceAccount")["metadata"]["name"]
     assert binding["roleRef"]["name"] == one(objects, "ClusterRole")["metadata"]["name"]
@@ -319,8 +344,7 @@ def test_the_tier_component_may_read_and_label_nodes_and_record_events_and_nothi
         {"kind": "ServiceAccount", "name": account, "namespace": RELEASE_NAMESPACE}
     ]
     assert one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == account
-    # No namespaced grants either: the ClusterRole above is all it may do.
-    assert by_kind(objects, "Role") == []
+    assert events_binding["subjects"] == binding["subjects"]
 
 
 def test_the_tier_component_starts_in_dry_run_as_one_writer_probed_on_plain_http(

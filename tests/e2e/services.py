@@ -30,7 +30,7 @@ WEBHOOK_NAMESPACE_LABEL: Final = "e2e.stellar.org/carbon-webhook"
 """Namespaces carrying this label (value ``enabled``) are sent to a ``LocalWebhook``."""
 RANKING_ANNOTATION: Final = "stellar.org/carbon-ranking"
 
-_MWC_PATH: Final = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+MWC_PATH: Final = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
 
 
 def webhook_env(
@@ -127,7 +127,7 @@ def service_account_kubeconfig(
 
 def ca_bundle_of(control_plane: ControlPlane, config_name: str) -> bytes:
     """The PEM CA bundle of the first webhook in a MutatingWebhookConfiguration (empty if unset)."""
-    config = control_plane.request("GET", f"{_MWC_PATH}/{config_name}")
+    config = control_plane.request("GET", f"{MWC_PATH}/{config_name}")
     encoded = (config["webhooks"][0].get("clientConfig") or {}).get("caBundle") or ""
     return base64.b64decode(encoded)
 
@@ -206,7 +206,7 @@ class LocalWebhook(_Lifetime):
             timeout_seconds=self._timeout_seconds,
             namespace_selector=self._namespace_selector,
         )
-        self.control_plane.request("POST", _MWC_PATH, configuration)
+        self.control_plane.request("POST", MWC_PATH, configuration)
         self.service = LocalService(
             "webhook",
             "webhook",
@@ -270,7 +270,7 @@ class LocalWebhook(_Lifetime):
         if self.service is not None:
             self.service.stop()
         with contextlib.suppress(ApiStatusError):
-            self.control_plane.request("DELETE", f"{_MWC_PATH}/{self.config_name}")
+            self.control_plane.request("DELETE", f"{MWC_PATH}/{self.config_name}")
         if self.secret_namespace is not None:
             delete_namespace(self.control_plane, self.secret_namespace)
 

@@ -42,6 +42,7 @@ from tests.e2e.kube import as_body, dry_run_pod
 from tests.e2e.probes import http_get, http_json, prometheus_samples, tls_handshake_verified
 from tests.e2e.processes import FailureLogs, LocalService
 from tests.e2e.services import (
+    MWC_PATH,
     ca_bundle_of,
     create_namespace,
     delete_namespace,
@@ -238,7 +239,7 @@ async def test_installed_webhook_sees_only_read_pool_pods_and_fails_open(
     )
 
 
-def test_webhook_as_the_chart_service_account_creates_its_certificate_and_injects_the_ca(
+def test_webhook_as_the_chart_service_account_fills_its_secret_and_keeps_the_ca_injected(
     release: Release,
     control_plane: ControlPlane,
     service_logs: list[LocalService],
@@ -275,14 +276,30 @@ def test_webhook_as_the_chart_service_account_creates_its_certificate_and_inject
         "caBundle injected into the chart's configuration",
         lambda: bool(ca_bundle_of(control_plane, config_name)),
     )
+    # The Secret is the chart's (no create right needed), filled without touching its metadata.
     secret = control_plane.request(
         "GET", f"/api/v1/namespaces/{release.namespace}/secrets/{secret_name}"
     )
-    assert secret["type"] == "kubernetes.io/tls"
+    assert secret["type"] == "Opaque"
+    assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
     assert set(secret["data"]) >= {"tls.crt", "tls.key", "ca.crt"}
     # The certificate is valid for the Service name the API server dials.
     ca_pem = ca_bundle_of(control_plane, config_name)
     assert tls_handshake_verified(port, ca_pem, f"{service_name}.{release.namespace}.svc")
+
+    # The watch on its configuration runs on the rights the chart grants: a removed caBundle
+    # comes back from the running process.
+    path = f"{MWC_PATH}/{config_name}"
+    live = control_plane.request("GET", path)
+    for hook in live["webhooks"]:
+        hook["clientConfig"].pop("caBundle", None)
+    control_plane.request("PATCH", path, {"webhooks": live["webhooks"]})
+    webhook.wait_until(
+        "caBundle restored",
+        lambda: ca_bundle_of(control_plane, config_name) == ca_pem,
+        timeout=10,
+    )
+    assert webhook.starts == 1
 
 
 def test_reporter_as_the_chart_service_account_watches_nodes_and_pods(

@@ -3,7 +3,7 @@
 The chart is installed with ``tiers.enabled``; ``python -m tiers`` then runs as a local process
 under the chart's tiers ServiceAccount, with the environment its Deployment sets, in ``label``
 mode on the mock carbon data. The API server applies the strategic-merge patches, records the
-field manager and the Events, and enforces the ClusterRole: a missing verb fails here.
+field manager and the Events, and enforces the chart's RBAC: a missing verb fails here.
 """
 
 from __future__ import annotations

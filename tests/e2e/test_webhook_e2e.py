@@ -13,6 +13,7 @@ shared webhook (the last test restarts it).
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ from kubernetes_asyncio import client as k8s
 
 from shared.regions.catalog import RegionCatalog
 from tests.e2e.carbon_api import CarbonApiThread
-from tests.e2e.cluster import KUBERNETES_VERSION
+from tests.e2e.cluster import KUBERNETES_VERSION, ControlPlane
 from tests.e2e.fleet import FakeNode
 from tests.e2e.kube import as_body, fresh_namespace, wait_for_admission, wait_for_pods
 from tests.e2e.operator import (
@@ -33,7 +34,7 @@ from tests.e2e.operator import (
     create_operator_read_pool,
 )
 from tests.e2e.placement import REGION_LABEL, placement_rows, placement_table, preference_weights
-from tests.e2e.services import LocalWebhook, serve_namespace
+from tests.e2e.services import MWC_PATH, LocalWebhook, ca_bundle_of, serve_namespace
 from tests.e2e.workloads import READ_REPLICA, read_replica_pod, stellar_core_container
 from tests.fakes.custom_api import FakeCustomApi, Region
 
@@ -68,6 +69,8 @@ RANKING: Final = "stellar.org/carbon-ranking"
 DECIDED_AT: Final = "stellar.org/carbon-decided-at"
 SOURCE: Final = "stellar.org/carbon-source"
 DECISION_ANNOTATIONS: Final = (RANKING, DECIDED_AT, SOURCE)
+RESTORED_WITHIN: Final = 10.0
+"""Seconds a running webhook may take to put back a caBundle someone removed or replaced."""
 PREFERRED: Final = "preferredDuringSchedulingIgnoredDuringExecution"
 REQUIRED: Final = "requiredDuringSchedulingIgnoredDuringExecution"
 
@@ -370,6 +373,44 @@ async def test_a_restricted_pod_the_scheduler_cannot_place_is_reported(
         assert asyncio.get_running_loop().time() < deadline, "never reported"
         await asyncio.sleep(0.5)
     assert webhook.metric("stellar_carbon_webhook_restricted_pods_unschedulable") >= 1
+
+
+@pytest.mark.parametrize("tampered", [None, b"garbage"], ids=["removed", "garbage"])
+async def test_a_ca_bundle_someone_removes_or_replaces_is_restored_without_a_restart(
+    kube_api: k8s.ApiClient,
+    carbon_namespace: str,
+    control_plane: ControlPlane,
+    webhook: LocalWebhook,
+    tampered: bytes | None,
+) -> None:
+    published = ca_bundle_of(control_plane, webhook.config_name)
+    pid = webhook.service.pid if webhook.service is not None else None
+    path = f"{MWC_PATH}/{webhook.config_name}"
+    live = control_plane.request("GET", path)
+    for hook in live["webhooks"]:
+        hook["clientConfig"].pop("caBundle", None)
+        if tampered is not None:
+            hook["clientConfig"]["caBundle"] = base64.b64encode(tampered).decode()
+    control_plane.request("PATCH", path, {"webhooks": live["webhooks"]})
+
+    deadline = asyncio.get_running_loop().time() + RESTORED_WITHIN
+    while (bundle := ca_bundle_of(control_plane, webhook.config_name)) != published:
+        assert bundle == (tampered or b""), "someone else wrote the bundle"
+        assert asyncio.get_running_loop().time() < deadline, "caBundle not restored in time"
+        await asyncio.sleep(0.1)
+
+    # The API server picks the restored bundle up through its informer; then pods are mutated.
+    recovered = await wait_for_admission(
+        kube_api, carbon_namespace, probe_pod(), is_mutated, timeout=RESTORED_WITHIN
+    )
+    assert pod_annotations(recovered)[RANKING] == EXPECTED_RANKING
+    created = await k8s.CoreV1Api(kube_api).create_namespaced_pod(
+        carbon_namespace, as_body(probe_pod(f"after-{'garbage' if tampered else 'removed'}"))
+    )
+    assert is_mutated(created)
+    assert webhook.service is not None
+    assert webhook.service.pid == pid
+    assert webhook.service.running
 
 
 async def test_during_a_carbon_api_outage_pods_are_placed_on_stale_then_static_data(

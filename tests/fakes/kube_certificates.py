@@ -1,12 +1,14 @@
 """A fake Kubernetes API server for the webhook's certificates: Secrets and webhook configurations.
 
-Speaks the real wire format (Status bodies, resourceVersion conflicts on PUT, 409 on a duplicate
-create, JSON patch with ``test`` operations failing as 422) so the certificate management is
-exercised through the real ``kubernetes_asyncio`` client.
+Speaks the real wire format (Status bodies, resourceVersion conflicts on PUT and on a merge patch
+that names a version, 409 on a duplicate create, JSON patch with ``test`` operations failing as
+422, a list and a watch of webhook configurations by ``metadata.name`` field selector) so the
+certificate management is exercised through the real ``kubernetes_asyncio`` client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 import json
@@ -22,6 +24,7 @@ from kubernetes_asyncio.client import ApiClient, Configuration
 from tests.fakes.kube_api import status_body
 
 WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+WATCH_SECONDS = 2.0
 
 
 def status(code: int, reason: str, message: str) -> web.Response:
@@ -59,8 +62,11 @@ class FakeKube:
         self.app.router.add_get(secret + "/{name}", self.read_secret)
         self.app.router.add_post(secret, self.create_secret)
         self.app.router.add_put(secret + "/{name}", self.replace_secret)
+        self.app.router.add_patch(secret + "/{name}", self.patch_secret)
+        self.app.router.add_get(WEBHOOKS, self.list_configurations)
         self.app.router.add_get(WEBHOOKS + "/{name}", self.read_configuration)
         self.app.router.add_patch(WEBHOOKS + "/{name}", self.patch_configuration)
+        self._watchers: list[tuple[str, asyncio.Queue[dict[str, Any]]]] = []
 
     def _version(self) -> str:
         return str(next(self._versions))
@@ -95,6 +101,77 @@ class FakeKube:
         self.secrets[key] = body
         return web.json_response(body)
 
+    async def patch_secret(self, request: web.Request) -> web.Response:
+        key = (request.match_info["namespace"], request.match_info["name"])
+        self.calls.append(f"PATCH secret {key[1]}")
+        if request.content_type != "application/merge-patch+json":
+            return status(415, "UnsupportedMediaType", request.content_type)
+        current = self.secrets.get(key)
+        if current is None:
+            return status(404, "NotFound", f'secrets "{key[1]}" not found')
+        patch = await request.json()
+        wanted = (patch.get("metadata") or {}).get("resourceVersion")
+        if wanted is not None and wanted != current["metadata"]["resourceVersion"]:
+            return status(409, "Conflict", "the object has been modified")
+        patched = copy.deepcopy(current)
+        patched.setdefault("data", {}).update(patch.get("data") or {})
+        patched["metadata"]["resourceVersion"] = self._version()
+        self.secrets[key] = patched
+        return web.json_response(patched)
+
+    def change_configuration(self, name: str, configuration: dict[str, Any] | None) -> None:
+        """Store (or with None delete) a configuration as someone else would, telling watchers."""
+        if configuration is None:
+            removed = self.configurations.pop(name)
+            self._notify("DELETED", removed)
+            return
+        configuration = copy.deepcopy(configuration)
+        configuration["metadata"]["resourceVersion"] = self._version()
+        kind = "MODIFIED" if name in self.configurations else "ADDED"
+        self.configurations[name] = configuration
+        self._notify(kind, configuration)
+
+    def _notify(self, kind: str, configuration: dict[str, Any]) -> None:
+        for name, queue in self._watchers:
+            if name == configuration["metadata"]["name"]:
+                queue.put_nowait({"type": kind, "object": copy.deepcopy(configuration)})
+
+    async def list_configurations(self, request: web.Request) -> web.StreamResponse:
+        selector = request.query.get("fieldSelector", "")
+        if not selector.startswith("metadata.name="):
+            return status(403, "Forbidden", "only one configuration, by name, may be read")
+        name = selector.removeprefix("metadata.name=")
+        if request.query.get("watch") not in ("1", "t", "T", "true", "TRUE", "True"):
+            self.calls.append(f"LIST config {name}")
+            items = [self.configurations[name]] if name in self.configurations else []
+            return web.json_response(
+                {
+                    "kind": "MutatingWebhookConfigurationList",
+                    "metadata": {"resourceVersion": self._version()},
+                    "items": items,
+                }
+            )
+        self.calls.append(f"WATCH config {name}")
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._watchers.append((name, queue))
+        response = web.StreamResponse()
+        await response.prepare(request)
+        # Like kube-apiserver at timeoutSeconds, the fake ends each watch after a while (the client
+        # watches again), so no stream outlives a test however its client went away.
+        ends = asyncio.get_running_loop().time() + WATCH_SECONDS
+        try:
+            while asyncio.get_running_loop().time() < ends:
+                if request.transport is None or request.transport.is_closing():
+                    break
+                try:
+                    event = await asyncio.wait_for(queue.get(), 0.1)
+                except TimeoutError:
+                    continue
+                await response.write(json.dumps(event).encode() + b"\n")
+        finally:
+            self._watchers.remove((name, queue))
+        return response
+
     async def read_configuration(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         self.calls.append(f"GET config {name}")
@@ -116,6 +193,7 @@ class FakeKube:
             return status(422, "Invalid", str(e))
         patched["metadata"]["resourceVersion"] = self._version()
         self.configurations[name] = patched
+        self._notify("MODIFIED", patched)
         return web.json_response(patched)
 
 

@@ -153,3 +153,40 @@ fsGroup: {{ .Values.securityContext.runAsGroup }}
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/* What both services may reach when networkPolicy.egress is enabled: DNS, the API server (the
+     node inventory and workload watches; the webhook's Secret and configuration) and the carbon
+     provider(s) and shared cache. Nothing else. */}}
+{{- define "stellar-carbon.networkPolicy.egress" -}}
+{{- $egress := .Values.networkPolicy.egress }}
+# DNS, to find the API server and the carbon provider.
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+# The Kubernetes API server. Policies see the endpoint behind the kubernetes Service (often port
+# 6443), not its ClusterIP, so list both ports; apiServerCidrs narrows the destination.
+- ports:
+    {{- range $egress.apiServerPorts }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+  {{- with $egress.apiServerCidrs }}
+  to:
+    {{- range . }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  {{- end }}
+# The carbon provider(s) and, with carbon.redisUrl, the shared cache: carbonPorts to carbonTo.
+- ports:
+    {{- range $egress.carbonPorts }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+  {{- with $egress.carbonTo }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}

@@ -31,9 +31,9 @@ from schemathesis.specs.openapi.checks import (
 
 from reporter import openapi
 from reporter.app import create_app
-from reporter.errors import JsonErrorRunner
 from reporter.settings import ReporterSettings
 from shared.core.clock import fixed
+from shared.http_errors import JsonErrorRunner
 from shared.regions.catalog import RegionCatalog
 from shared.settings import CarbonSettings
 from tests.unit.reporter.cluster import NOW, FixedSnapshot
@@ -61,7 +61,7 @@ def live_reporter() -> Iterator[str]:
         clock=fixed(NOW),
     )
     loop = asyncio.new_event_loop()
-    runner = JsonErrorRunner(app)
+    runner = JsonErrorRunner(app, service="reporter")
     loop.run_until_complete(runner.setup())
     site = web.TCPSite(runner, "127.0.0.1", 0)
     loop.run_until_complete(site.start())
@@ -148,8 +148,20 @@ def _raw(base_url: str, request: bytes) -> tuple[int, dict[str, object]]:
         b"GET /api/v1/sustainability/regions?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
         b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n",
         b"GET /healthz HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n",
+        b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: 10\r\n"
+        b"Connection: close\r\n\r\n0123456789",
     ],
-    ids=["long-request-line", "long-header", "malformed-header"],
+    ids=[
+        "long-request-line",
+        "long-header",
+        "malformed-header",
+        "broken-chunking",
+        "chunked-and-a-length",
+        "gzip-that-is-not-gzip",
+    ],
 )
 def test_what_the_http_parser_rejects_is_answered_with_the_json_error(
     live_reporter: str, request_bytes: bytes
