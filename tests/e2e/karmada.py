@@ -17,9 +17,9 @@ import shutil
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import yaml
 from kubernetes_asyncio import client as k8s
@@ -155,7 +155,7 @@ class Karmada:
         atexit.register(self.stop)
         try:
             # One after the other, from this thread: a child dies with the thread that started
-            # it (PR_SET_PDEATHSIG), and two cores gain little from starting them together.
+            # it (PR_SET_PDEATHSIG), so worker threads cannot start members side by side.
             self.api.start()
             self._start_karmada()
             logger.info("karmada up at %s after %.1fs", self.server, time.monotonic() - started)
@@ -255,11 +255,8 @@ class Karmada:
         )
 
     def _established(self, name: str) -> bool:
-        crd = self.api.request(
-            "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
-        )
-        conditions = crd.get("status", {}).get("conditions", [])
-        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+        path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+        return _holds(self.api.request("GET", path), "Established")
 
     def _register_webhooks(self) -> None:
         """Karmada's own webhook configurations, every hook at the loopback port."""
@@ -364,11 +361,8 @@ class Karmada:
         return status == 200
 
     def _clusters_served(self) -> bool:
-        service = self.api.request(
-            "GET", "/apis/apiregistration.k8s.io/v1/apiservices/v1alpha1.cluster.karmada.io"
-        )
-        conditions = service.get("status", {}).get("conditions", [])
-        return any(c["type"] == "Available" and c["status"] == "True" for c in conditions)
+        path = "/apis/apiregistration.k8s.io/v1/apiservices/v1alpha1.cluster.karmada.io"
+        return _holds(self.api.request("GET", path), "Available")
 
     def _healthy(self, component: str) -> Callable[[], bool]:
         port = self.ports[f"karmada-{component}-health"]
@@ -381,14 +375,7 @@ class Karmada:
 
     def _clusters_ready(self) -> bool:
         clusters = self.api.request("GET", CLUSTERS_PATH)["items"]
-        ready = {
-            c["metadata"]["name"]
-            for c in clusters
-            if any(
-                k["type"] == "Ready" and k["status"] == "True"
-                for k in c.get("status", {}).get("conditions", [])
-            )
-        }
+        ready = {c["metadata"]["name"] for c in clusters if _holds(c, "Ready")}
         return ready >= set(self.members)
 
     # logs
@@ -405,3 +392,9 @@ class Karmada:
             for m in self.members.values()
         ]
         return "\n".join(parts)
+
+
+def _holds(obj: Mapping[str, Any], condition: str) -> bool:
+    """Whether ``obj``'s status says ``condition`` is True."""
+    conditions = obj.get("status", {}).get("conditions") or []
+    return any(c["type"] == condition and c["status"] == "True" for c in conditions)
