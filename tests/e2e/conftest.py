@@ -1,4 +1,5 @@
-"""Session fixtures for the end-to-end tests: one real control plane and one fake cloud fleet.
+"""Fixtures for the end-to-end tests: one real control plane and one fake cloud fleet per session,
+a real Karmada per module that asks for one.
 
 The control plane starts once per session (``make e2e`` builds the binaries first); every test
 gets its own kubernetes-asyncio client and, when it asks for one, its own namespace. A module
@@ -63,7 +64,7 @@ def fake_nodes(control_plane: ControlPlane) -> tuple[FakeNode, ...]:
 @pytest.fixture(scope="module")
 def karmada(request: pytest.FixtureRequest) -> Iterator[Karmada]:
     """Karmada with three member clusters (AWS us-west-2, GCP europe-west1, Azure
-    southeastasia: three grid zones) joined in Push mode and Ready. Module-scoped: its twenty
+    southeastasia: three grid zones) joined in Push mode and Ready. Module-scoped: its nineteen
     processes are gone before the next module starts."""
     karmada = Karmada(Binaries.locate())
     karmada.start()
