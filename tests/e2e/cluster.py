@@ -55,9 +55,17 @@ KWOK_STAGES: Final = "kwok-stages.yaml"
 SERVICE_CLUSTER_IP_RANGE: Final = "10.0.0.0/24"
 POD_CIDR: Final = "10.244.0.0/16"
 SERVICE_ACCOUNT_ISSUER: Final = "https://kubernetes.default.svc.cluster.local"
+# The user the apiserver is when it proxies to an aggregated API server.
+FRONT_PROXY_CLIENT: Final = "front-proxy-client"
 
-# Shutdown grace per component; the apiserver drains requests, the others just stop.
-_GRACE_SECONDS: Final = {"kube-apiserver": 20.0, "etcd": 10.0}
+# Shutdown grace per component; the apiserver drains requests, the others just stop. Karmada's
+# aggregated apiserver would wait for the watches the Karmada API server proxies to it, which end
+# only with that server; it keeps nothing but what is in etcd, so it is not waited for.
+_GRACE_SECONDS: Final = {
+    "kube-apiserver": 20.0,
+    "etcd": 10.0,
+    "karmada-aggregated-apiserver": 1.0,
+}
 _DEFAULT_GRACE_SECONDS: Final = 5.0
 _POLL_SECONDS: Final = 0.2
 
@@ -130,11 +138,96 @@ class _Component:
     log: IO[bytes]
 
 
+class Components:
+    """Control-plane binaries running as children of the tests: each in its own process group
+    (gone with the test process), logging to ``<workdir>/logs/<name>.log``, stopped in reverse
+    start order."""
+
+    def __init__(self, binaries: Binaries, workdir: Path, start_timeout: float) -> None:
+        self.binaries = binaries
+        self.workdir = workdir
+        self.logs_dir = workdir / "logs"
+        self.start_timeout = start_timeout
+        self._started: list[_Component] = []
+
+    def spawn(self, name: str, args: Sequence[str]) -> None:
+        """Start the binary ``name`` with ``args``."""
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.logs_dir / f"{name}.log"
+        log = log_path.open("wb")
+        try:
+            process = subprocess.Popen(
+                [str(self.binaries.path(name)), *args],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                preexec_fn=own_group_dying_with_parent,
+            )
+        except BaseException:
+            log.close()
+            raise
+        self._started.append(_Component(name, process, log_path, log))
+
+    def wait_for(self, what: str, probe: Callable[[], bool]) -> None:
+        """Poll ``probe`` until it holds; raise ``ControlPlaneError`` with every log's tail if a
+        component exits or ``start_timeout`` passes. Connection errors count as "not yet"."""
+        deadline = time.monotonic() + self.start_timeout
+        last_error = "not ready"
+        while True:
+            for component in self._started:
+                code = component.process.poll()
+                if code is not None:
+                    raise ControlPlaneError(
+                        f"{component.name} exited with code {code} while waiting for {what}\n"
+                        f"{self.log_tail()}"
+                    )
+            try:
+                if probe():
+                    return
+            except (OSError, http.client.HTTPException, ControlPlaneError, ValueError) as e:
+                last_error = str(e)
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(
+                    f"{what} not ready after {self.start_timeout:.0f}s ({last_error})\n"
+                    f"{self.log_tail()}"
+                )
+            time.sleep(_POLL_SECONDS)
+
+    def stop(self) -> None:
+        """SIGTERM each component, newest first, then SIGKILL after its grace; idempotent."""
+        for component in reversed(self._started):
+            process = component.process
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=_GRACE_SECONDS.get(component.name, _DEFAULT_GRACE_SECONDS))
+                except subprocess.TimeoutExpired:
+                    logger.warning("%s ignored SIGTERM; killing it", component.name)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+            component.log.close()
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of every component log, in start order."""
+        return "\n".join(
+            f"===== {c.name} ({c.log_path}) =====\n{log_tail(c.log_path, lines)}"
+            for c in self._started
+        )
+
+
 class ControlPlane:
     """etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok on loopback.
 
     Use as a context manager, or call ``start()`` and ``stop()``. The admin identity is a bearer
     token in ``system:masters``; ``kubeconfig_path`` points at a kubeconfig using it.
+
+    Several control planes can share one etcd: give the others the first one's ``etcd_url`` and
+    an ``etcd_prefix`` of their own. One that only serves the API (a Karmada API server) runs
+    without ``pods``: no kube-scheduler and no kwok, and only the ``controllers`` asked for. The
+    apiserver aggregates other API servers through its front-proxy client certificate.
     """
 
     def __init__(
@@ -143,6 +236,10 @@ class ControlPlane:
         *,
         workdir: Path | None = None,
         start_timeout: float = 180.0,
+        etcd_url: str | None = None,
+        etcd_prefix: str = "/registry",
+        pods: bool = True,
+        controllers: Sequence[str] = ("*",),
     ) -> None:
         self.binaries = binaries
         self._own_workdir = workdir is None
@@ -150,20 +247,24 @@ class ControlPlane:
         self.start_timeout = start_timeout
         self.token = secrets.token_urlsafe(32)
         self.ca = CertificateAuthority()
-        self.ports = {
-            "etcd": free_port(),
-            "etcd-peer": free_port(),
-            "kube-apiserver": free_port(),
-            "kube-scheduler": free_port(),
-            "kwok": free_port(),
-        }
+        self.front_proxy_ca = CertificateAuthority("stellar-carbon-e2e-front-proxy-ca")
+        self._own_etcd = etcd_url is None
+        self.pods = pods
+        self.controllers = tuple(controllers)
+        self.etcd_prefix = etcd_prefix
+        self.ports = {"kube-apiserver": free_port()}
+        if self._own_etcd:
+            self.ports.update({"etcd": free_port(), "etcd-peer": free_port()})
+        if pods:
+            self.ports.update({"kube-scheduler": free_port(), "kwok": free_port()})
+        self.etcd_url = etcd_url or f"http://127.0.0.1:{self.ports['etcd']}"
         self.server = f"https://127.0.0.1:{self.ports['kube-apiserver']}"
         self.pki_dir = self.workdir / "pki"
-        self.logs_dir = self.workdir / "logs"
+        self.components = Components(binaries, self.workdir, start_timeout)
+        self.logs_dir = self.components.logs_dir
         self.ca_path = self.pki_dir / "ca.crt"
         self.kubeconfig_path = self.workdir / "kubeconfig"
         self.startup_seconds: float | None = None
-        self._components: list[_Component] = []
         self._ssl = self.ca.ssl_context()
         # Loopback only: never route through a proxy configured in the environment.
         self._opener = urllib.request.build_opener(
@@ -188,18 +289,22 @@ class ControlPlane:
         atexit.register(self.stop)
         try:
             self._write_files()
-            self._spawn("etcd", self._etcd_args())
-            self._wait("etcd /health", self._etcd_healthy)
-            self._spawn("kube-apiserver", self._apiserver_args())
-            self._wait("kube-apiserver /readyz", self._apiserver_ready)
-            self._spawn("kube-controller-manager", self._controller_manager_args())
-            self._spawn("kube-scheduler", self._scheduler_args())
-            self._spawn("kwok", self._kwok_args())
-            self._wait("kube-scheduler /healthz", self._scheduler_healthy)
-            self._wait("kwok /healthz", self._kwok_healthy)
+            if self._own_etcd:
+                self.components.spawn("etcd", self._etcd_args())
+            self.wait_for("etcd /health", self._etcd_healthy)
+            self.components.spawn("kube-apiserver", self._apiserver_args())
+            self.wait_for("kube-apiserver /readyz", self._apiserver_ready)
+            self.components.spawn("kube-controller-manager", self._controller_manager_args())
+            if self.pods:
+                self.components.spawn("kube-scheduler", self._scheduler_args())
+                self.components.spawn("kwok", self._kwok_args())
+                self.wait_for("kube-scheduler /healthz", self._scheduler_healthy)
+                self.wait_for("kwok /healthz", self._kwok_healthy)
             # The service-account controller creating the default account proves the controller
             # manager runs; pods cannot be created in a namespace before its account exists.
-            self._wait("kube-controller-manager (default ServiceAccount)", self._controllers_ready)
+            self.wait_for(
+                "kube-controller-manager (default ServiceAccount)", self._controllers_ready
+            )
         except BaseException:
             self.stop(keep_workdir=True)
             raise
@@ -208,66 +313,15 @@ class ControlPlane:
 
     def stop(self, *, keep_workdir: bool = False) -> None:
         """Stop components in reverse start order (SIGTERM, then SIGKILL); idempotent."""
-        for component in reversed(self._components):
-            self._terminate(component)
+        self.components.stop()
         # Only now: an interrupted stop leaves the exit hook to finish the job.
         atexit.unregister(self.stop)
         if self._own_workdir and not keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def _terminate(self, component: _Component) -> None:
-        process = component.process
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=_GRACE_SECONDS.get(component.name, _DEFAULT_GRACE_SECONDS))
-            except subprocess.TimeoutExpired:
-                logger.warning("%s ignored SIGTERM; killing it", component.name)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        component.log.close()
-
-    def _spawn(self, name: str, args: Sequence[str]) -> None:
-        log_path = self.logs_dir / f"{name}.log"
-        log = log_path.open("wb")
-        try:
-            process = subprocess.Popen(
-                [str(self.binaries.path(name)), *args],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                preexec_fn=own_group_dying_with_parent,
-            )
-        except BaseException:
-            log.close()
-            raise
-        self._components.append(_Component(name, process, log_path, log))
-
-    def _wait(self, what: str, probe: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        last_error = "not ready"
-        while True:
-            for component in self._components:
-                code = component.process.poll()
-                if code is not None:
-                    raise ControlPlaneError(
-                        f"{component.name} exited with code {code} while waiting for {what}\n"
-                        f"{self.log_tail()}"
-                    )
-            try:
-                if probe():
-                    return
-            except (OSError, http.client.HTTPException, ControlPlaneError, ValueError) as e:
-                last_error = str(e)
-            if time.monotonic() > deadline:
-                raise ControlPlaneError(
-                    f"{what} not ready after {self.start_timeout:.0f}s ({last_error})\n"
-                    f"{self.log_tail()}"
-                )
-            time.sleep(_POLL_SECONDS)
+    def wait_for(self, what: str, probe: Callable[[], bool]) -> None:
+        """Poll ``probe`` until it holds or the control plane fails (see ``Components``)."""
+        self.components.wait_for(what, probe)
 
     # files and flags
 
@@ -288,6 +342,10 @@ class ControlPlane:
             ],
         ).write(self.pki_dir, "apiserver")
         self.ca.issue("kube-scheduler", ["127.0.0.1", "localhost"]).write(self.pki_dir, "scheduler")
+        (self.pki_dir / "front-proxy-ca.crt").write_bytes(self.front_proxy_ca.cert_pem)
+        self.front_proxy_ca.issue_client(FRONT_PROXY_CLIENT).write(
+            self.pki_dir, "front-proxy-client"
+        )
         # One RSA key signs service-account tokens (private half) and verifies them (public half).
         sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         write_private(self.pki_dir / "service-account.key", private_pem(sa_key))
@@ -337,7 +395,8 @@ class ControlPlane:
     def _apiserver_args(self) -> list[str]:
         pki = self.pki_dir
         return [
-            f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
+            f"--etcd-servers={self.etcd_url}",
+            f"--etcd-prefix={self.etcd_prefix}",
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
             f"--secure-port={self.ports['kube-apiserver']}",
@@ -353,6 +412,13 @@ class ControlPlane:
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
             "--profiling=false",
+            f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+            f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+            f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
         ]
 
     def _controller_manager_args(self) -> list[str]:
@@ -363,7 +429,7 @@ class ControlPlane:
             f"--service-account-private-key-file={self.pki_dir / 'service-account.key'}",
             f"--root-ca-file={self.ca_path}",
             "--use-service-account-credentials=true",
-            "--controllers=*",
+            f"--controllers={','.join(self.controllers)}",
             f"--cluster-cidr={POD_CIDR}",
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
             "--profiling=false",
@@ -392,7 +458,9 @@ class ControlPlane:
 
     # readiness probes
 
-    def _get(self, url: str, *, token: bool = False) -> tuple[int, bytes]:
+    def get(self, url: str, *, token: bool = False) -> tuple[int, bytes]:
+        """GET ``url`` trusting this control plane's CA, as admin when ``token``; the status and
+        body (also of an error status)."""
         request = urllib.request.Request(url, method="GET")
         if token:
             request.add_header("Authorization", f"Bearer {self.token}")
@@ -403,19 +471,19 @@ class ControlPlane:
             return e.code, bytes(e.read())
 
     def _etcd_healthy(self) -> bool:
-        status, body = self._get(f"http://127.0.0.1:{self.ports['etcd']}/health")
+        status, body = self.get(f"{self.etcd_url}/health")
         return status == 200 and json.loads(body).get("health") == "true"
 
     def _apiserver_ready(self) -> bool:
-        status, _ = self._get(f"{self.server}/readyz", token=True)
+        status, _ = self.get(f"{self.server}/readyz", token=True)
         return status == 200
 
     def _scheduler_healthy(self) -> bool:
-        status, _ = self._get(f"https://127.0.0.1:{self.ports['kube-scheduler']}/healthz")
+        status, _ = self.get(f"https://127.0.0.1:{self.ports['kube-scheduler']}/healthz")
         return status == 200
 
     def _kwok_healthy(self) -> bool:
-        status, _ = self._get(f"http://127.0.0.1:{self.ports['kwok']}/healthz")
+        status, _ = self.get(f"http://127.0.0.1:{self.ports['kwok']}/healthz")
         return status == 200
 
     def _controllers_ready(self) -> bool:
@@ -461,10 +529,7 @@ class ControlPlane:
 
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines of every component log, in start order."""
-        return "\n".join(
-            f"===== {c.name} ({c.log_path}) =====\n{log_tail(c.log_path, lines)}"
-            for c in self._components
-        )
+        return self.components.log_tail(lines)
 
     def dump_logs(self, lines: int = 40, file: TextIO | None = None) -> None:
         """Print the tail of every component log (to stderr unless ``file`` is given)."""

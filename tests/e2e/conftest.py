@@ -1,4 +1,5 @@
-"""Session fixtures for the end-to-end tests: one real control plane and one fake cloud fleet.
+"""Fixtures for the end-to-end tests: one real control plane and one fake cloud fleet per session,
+a real Karmada per module that asks for one.
 
 The control plane starts once per session (``make e2e`` builds the binaries first); every test
 gets its own kubernetes-asyncio client and, when it asks for one, its own namespace. A module
@@ -20,13 +21,14 @@ from tests.e2e.carbon_api import CarbonApiThread, custom_api_carbon_env
 from tests.e2e.chart import Helm
 from tests.e2e.cluster import Binaries, ControlPlane
 from tests.e2e.fleet import FakeNode, create_fake_nodes, fake_fleet
+from tests.e2e.karmada import Karmada
 from tests.e2e.kube import fresh_namespace
 from tests.e2e.processes import logs_on_failure
 from tests.e2e.services import LocalReporter, LocalWebhook
 from tests.fakes.custom_api import FakeCustomApi
 
 _CONTROL_PLANE = pytest.StashKey[ControlPlane]()
-_KEPT_WORKDIR = pytest.StashKey[Path]()
+_KEPT_LOGS = pytest.StashKey[list[str]]()
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +44,7 @@ def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
         failed = request.session.testsfailed > 0
         control_plane.stop(keep_workdir=failed)
         if failed:
-            request.config.stash[_KEPT_WORKDIR] = control_plane.workdir
+            _keep_logs(request.config, str(control_plane.logs_dir))
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +59,24 @@ def fake_nodes(control_plane: ControlPlane) -> tuple[FakeNode, ...]:
     nodes = fake_fleet()
     create_fake_nodes(control_plane, nodes)
     return nodes
+
+
+@pytest.fixture(scope="module")
+def karmada(request: pytest.FixtureRequest) -> Iterator[Karmada]:
+    """Karmada with three member clusters (AWS us-west-2, GCP europe-west1, Azure
+    southeastasia: three grid zones) joined in Push mode and Ready. Module-scoped: its nineteen
+    processes are gone before the next module starts."""
+    karmada = Karmada(Binaries.locate())
+    karmada.start()
+    failures = request.session.testsfailed
+    try:
+        with logs_on_failure(request.config, karmada):
+            yield karmada
+    finally:
+        failed = request.session.testsfailed > failures
+        karmada.stop(keep_workdir=failed)
+        if failed:
+            _keep_logs(request.config, f"{karmada.workdir}/*/logs")
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +164,10 @@ def pytest_runtest_makereport(
     return report
 
 
+def _keep_logs(config: pytest.Config, logs: str) -> None:
+    config.stash.setdefault(_KEPT_LOGS, []).append(logs)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    kept = terminalreporter.config.stash.get(_KEPT_WORKDIR, None)
-    if kept is not None:
-        terminalreporter.write_line(f"control plane logs kept in {kept / 'logs'}")
+    for logs in terminalreporter.config.stash.get(_KEPT_LOGS, []):
+        terminalreporter.write_line(f"control plane logs kept in {logs}")

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any, Final, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final, Literal, TypeVar
 
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.client.exceptions import ApiException
 
 _POLL_SECONDS: Final = 0.2
+
+T = TypeVar("T")
 
 
 def as_body(manifest: Mapping[str, Any]) -> Any:
@@ -217,4 +219,23 @@ async def wait_for_pods(
                 + "\nwarning events:\n"
                 + ("\n".join(warnings) or "  none")
             )
+        await asyncio.sleep(_POLL_SECONDS)
+
+
+async def eventually(
+    what: str,
+    read: Callable[[], Awaitable[T]],
+    done: Callable[[T], bool],
+    *,
+    timeout: float = 60.0,  # noqa: ASYNC109 - the last value read goes into the failure
+) -> T:
+    """Read until ``done`` holds for the value read, and return that value; controllers settle
+    a moment after the write a test made. On timeout fail with the last value."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await read()
+        if done(value):
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout:.0f}s; last: {value!r}")
         await asyncio.sleep(_POLL_SECONDS)

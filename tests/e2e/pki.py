@@ -1,7 +1,8 @@
 """A throwaway certificate authority for the end-to-end tests.
 
 It signs the apiserver's serving certificate and any test server's (a webhook reached at
-``https://127.0.0.1:PORT``), so every TLS hop in the tests is verified against a known CA.
+``https://127.0.0.1:PORT``), so every TLS hop in the tests is verified against a known CA, and
+the client certificates an apiserver presents to the API servers it aggregates.
 """
 
 from __future__ import annotations
@@ -114,25 +115,49 @@ class CertificateAuthority:
                 sans.append(x509.IPAddress(ipaddress.ip_address(host)))
             except ValueError:
                 sans.append(x509.DNSName(host))
+        return self._sign(
+            _name(common_name),
+            ExtendedKeyUsageOID.SERVER_AUTH,
+            x509.SubjectAlternativeName(sans),
+        )
+
+    def issue_client(self, common_name: str, groups: Sequence[str] = ()) -> KeyPair:
+        """A client certificate: Kubernetes reads the user from the common name and the groups
+        from the organisations (the apiserver's front-proxy client is one)."""
+        subject = x509.Name(
+            [
+                *(x509.NameAttribute(NameOID.ORGANIZATION_NAME, group) for group in groups),
+                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            ]
+        )
+        return self._sign(subject, ExtendedKeyUsageOID.CLIENT_AUTH)
+
+    def _sign(
+        self,
+        subject: x509.Name,
+        usage: x509.ObjectIdentifier,
+        sans: x509.SubjectAlternativeName | None = None,
+    ) -> KeyPair:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
-        cert = (
+        builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(common_name))
+            .subject_name(subject)
             .issuer_name(self._cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
                 critical=False,
             )
-            .sign(self._key, hashes.SHA256())
         )
+        if sans is not None:
+            builder = builder.add_extension(sans, critical=False)
+        cert = builder.sign(self._key, hashes.SHA256())
         return KeyPair(cert.public_bytes(serialization.Encoding.PEM), private_pem(key))
 
     def ssl_context(self) -> ssl.SSLContext:

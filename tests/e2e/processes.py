@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Final, Protocol
 
 import pytest
 
@@ -170,10 +170,19 @@ class LocalService:
         self.stop()
 
 
+class Logged(Protocol):
+    """Something whose recent log lines explain a failure: a service, or a whole control plane."""
+
+    @property
+    def name(self) -> str: ...
+
+    def log_tail(self) -> str: ...
+
+
 class FailureLogs:
     """A pytest plugin that appends the services' log tails to every failed test's report."""
 
-    def __init__(self, services: Sequence[LocalService]) -> None:
+    def __init__(self, services: Sequence[Logged]) -> None:
         self._services = services
 
     @pytest.hookimpl(wrapper=True)
@@ -188,7 +197,7 @@ class FailureLogs:
 
 
 @contextlib.contextmanager
-def logs_on_failure(config: pytest.Config, *services: LocalService) -> Iterator[None]:
+def logs_on_failure(config: pytest.Config, *services: Logged) -> Iterator[None]:
     """While active, failed tests carry the tails of ``services``' logs in their reports."""
     plugin = FailureLogs(services)
     config.pluginmanager.register(plugin)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control plane used by the end-to-end tests from Go modules:
-# etcd, kube-apiserver, kube-scheduler, kube-controller-manager, kwok, helm and the descheduler.
+# etcd, kube-apiserver, kube-scheduler, kube-controller-manager, kwok, helm and the descheduler,
+# and (build-karmada.sh) the Karmada control plane with its CRDs.
 #
 # Binaries are cached outside the repository, keyed by version, so a second run costs seconds.
 # Nothing is downloaded except Go modules through the machine's ordinary Go module proxy.
@@ -158,8 +159,10 @@ kwok_stages
 go_install helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 build_kubernetes
 build_descheduler
+bash "$(dirname "${BASH_SOURCE[0]}")/build-karmada.sh" "$BIN" "$WORK"
 
-for b in etcd kube-apiserver kube-scheduler kube-controller-manager kwok helm descheduler; do
+for b in etcd kube-apiserver kube-scheduler kube-controller-manager kwok helm descheduler \
+         karmada-aggregated-apiserver karmada-controller-manager karmada-scheduler karmada-webhook; do
   have "$b" || { log "missing $b after build"; exit 1; }
 done
 [ -s "$BIN/kwok-stages.yaml" ] || { log "missing kwok-stages.yaml after build"; exit 1; }
