@@ -188,23 +188,30 @@ class ControlPlane:
         atexit.register(self.stop)
         try:
             self._write_files()
-            self._spawn("etcd", self._etcd_args())
-            self._wait("etcd /health", self._etcd_healthy)
-            self._spawn("kube-apiserver", self._apiserver_args())
-            self._wait("kube-apiserver /readyz", self._apiserver_ready)
-            self._spawn("kube-controller-manager", self._controller_manager_args())
-            self._spawn("kube-scheduler", self._scheduler_args())
-            self._spawn("kwok", self._kwok_args())
-            self._wait("kube-scheduler /healthz", self._scheduler_healthy)
-            self._wait("kwok /healthz", self._kwok_healthy)
-            # The service-account controller creating the default account proves the controller
-            # manager runs; pods cannot be created in a namespace before its account exists.
-            self._wait("kube-controller-manager (default ServiceAccount)", self._controllers_ready)
+            self._start_components()
         except BaseException:
             self.stop(keep_workdir=True)
             raise
         self.startup_seconds = time.monotonic() - started
         logger.info("control plane up at %s in %.1fs", self.server, self.startup_seconds)
+
+    def _start_api_server(self) -> None:
+        self._spawn("etcd", self._etcd_args())
+        self._wait("etcd /health", self._etcd_healthy)
+        self._spawn("kube-apiserver", self._apiserver_args())
+        self._wait("kube-apiserver /readyz", self._apiserver_ready)
+
+    def _start_components(self) -> None:
+        """etcd and the API server, then the controllers, scheduler and kwok."""
+        self._start_api_server()
+        self._spawn("kube-controller-manager", self._controller_manager_args())
+        self._spawn("kube-scheduler", self._scheduler_args())
+        self._spawn("kwok", self._kwok_args())
+        self._wait("kube-scheduler /healthz", self._scheduler_healthy)
+        self._wait("kwok /healthz", self._kwok_healthy)
+        # The service-account controller creating the default account proves the controller
+        # manager runs; pods cannot be created in a namespace before its account exists.
+        self._wait("kube-controller-manager (default ServiceAccount)", self._controllers_ready)
 
     def stop(self, *, keep_workdir: bool = False) -> None:
         """Stop components in reverse start order (SIGTERM, then SIGKILL); idempotent."""
