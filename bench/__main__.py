@@ -1,10 +1,11 @@
-"""``python -m bench [--quick] [--only admission,carbon,...,readpool-model,readpool-kube]``.
+"""``python -m bench [--quick] [--only admission,carbon,...,readpool-kube,envelope]``.
 
 Runs the chosen parts in order and writes ``bench/results/latest.json`` and ``latest.md``. With
 ``--only``, parts not run keep their previous results in those files. ``--quick`` (a couple of
 minutes) shortens every measurement and skips the carbon part's real-scheduler replay; the
-read pools' (``readpool-kube``) runs one simulated day instead of two weeks. Both need the
-control-plane binaries (``make bench`` provides them through ``STELLAR_CARBON_BIN``).
+read pools' (``readpool-kube``) runs one simulated day instead of two weeks; the envelope's
+seeds a tenth of 5,000 nodes and 150,000 pods. All three need the control-plane binaries
+(``make bench`` provides them through ``STELLAR_CARBON_BIN``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ PARTS: dict[str, Callable[[bool], Awaitable[dict[str, Any]]]] = {
     "growth": growth.run,
     "readpool-model": readpool.run,
     "readpool-kube": lambda quick: _readpool_kube(quick),
+    "envelope": lambda quick: _envelope(quick),
 }
 
 
@@ -38,6 +40,12 @@ async def _readpool_kube(quick: bool) -> dict[str, Any]:
     from bench import kube_readpool  # needs the control-plane binaries
 
     return await kube_readpool.run(quick)
+
+
+async def _envelope(quick: bool) -> dict[str, Any]:
+    from bench import envelope  # needs the control-plane binaries
+
+    return await envelope.run(quick)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -93,6 +101,15 @@ async def _run(args: argparse.Namespace) -> bool:
     return ok
 
 
+_HEADLINE_KEYS: dict[str, tuple[str, ...]] = {
+    "admission": ("ratio", "capacity_ratio", "p99_ms"),
+    "carbon": ("reduction_vs_agnostic", "fraction_of_oracle", "basis"),
+    "reporter": ("nodes_p99_ms", "metrics_p99_ms", "rss_mb"),
+    "envelope": ("rss_mb", "prometheus_p99_ms", "admission_p99_ms"),
+}
+"""Per part, the keys of its result other tools read."""
+
+
 def _headline(parts: dict[str, Any]) -> dict[str, Any]:
     """The top-level keys other tools read: admission.ratio, carbon.fraction_of_oracle, ..."""
 
@@ -101,28 +118,11 @@ def _headline(parts: dict[str, Any]) -> dict[str, Any]:
         return value
 
     headline: dict[str, Any] = {}
-    if result("admission"):
-        r = result("admission")
-        headline["admission"] = {
-            "ratio": r["ratio"],
-            "capacity_ratio": r["capacity_ratio"],
-            "p99_ms": r["p99_ms"],
-        }
-    if result("carbon"):
-        r = result("carbon")
-        headline["carbon"] = {
-            "reduction_vs_agnostic": r["reduction_vs_agnostic"],
-            "fraction_of_oracle": r["fraction_of_oracle"],
-            "basis": r["basis"],
-        }
-    if result("reporter"):
-        r = result("reporter")
-        headline["reporter"] = {
-            "nodes_p99_ms": r["nodes_p99_ms"],
-            "metrics_p99_ms": r["metrics_p99_ms"],
-            "rss_mb": r["rss_mb"],
-            "provider_calls_per_hour": r["provider_calls"]["calls_per_hour"],
-        }
+    for name, keys in _HEADLINE_KEYS.items():
+        if r := result(name):
+            headline[name] = {key: r[key] for key in keys}
+    if r := result("reporter"):
+        headline["reporter"]["provider_calls_per_hour"] = r["provider_calls"]["calls_per_hour"]
     if result("growth"):
         headline["growth"] = result("growth")["growth_factor"]
     return headline

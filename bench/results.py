@@ -96,6 +96,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         ("growth", _growth),
         ("readpool-model", _readpool),
         ("readpool-kube", _readpool_kube),
+        ("envelope", _envelope),
     ):
         part = parts.get(name)
         if part is None:
@@ -268,6 +269,51 @@ def _policy_table(policies: Mapping[str, Mapping[str, Any]]) -> list[str]:
             for name, row in policies.items()
         ],
     )
+
+
+def _envelope(r: Mapping[str, Any]) -> list[str]:
+    envelope, small = r["envelope"], r["small"]
+    seed = envelope["seed"]
+    lines = [
+        f"Real kube-apiserver seeded with {envelope['nodes']} nodes and {envelope['pods']} bound "
+        f"pods ({envelope['stellar_pods']} Stellar); seeding the pods took "
+        f"{seed['pods_seconds']} s ({seed['pods_per_second']} pods/s). "
+        f"Small cluster: {small['nodes']} nodes, {small['pods']} pods.",
+        "",
+    ]
+    runs = [
+        ("small, selector", small),
+        ("envelope, selector", envelope["selector"]),
+        ("envelope, every pod", envelope["every_pod"]),
+    ]
+    lines += _table(
+        [
+            "cluster, pod watch",
+            "webhook sync s",
+            "webhook RSS MiB",
+            "admission p50 / p99 ms",
+            "reporter sync s",
+            "reporter RSS MiB",
+            "/metrics p50 / p99 ms",
+            "first scrape ms",
+        ],
+        [
+            [
+                name,
+                run["webhook"]["sync_s"],
+                run["webhook"]["rss_mb"],
+                f"{run['webhook']['admission']['p50_ms']} / "
+                f"{run['webhook']['admission']['p99_ms']}",
+                run["reporter"]["sync_s"],
+                run["reporter"]["rss_mb"],
+                f"{run['reporter']['prometheus']['p50_ms']} / "
+                f"{run['reporter']['prometheus']['p99_ms']}",
+                run["reporter"]["first_scrape_ms"],
+            ]
+            for name, run in runs
+        ],
+    )
+    return lines
 
 
 def _reporter(r: Mapping[str, Any]) -> list[str]:

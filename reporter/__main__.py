@@ -98,7 +98,12 @@ def _inventory(
 ) -> RunningInventory:
     if api is None:
         return demo_inventory(settings.carbon.region_label)
-    return runtime.kube_inventory(api, watch_pods=True, pod_namespace=settings.pod_namespace)
+    return runtime.kube_inventory(
+        api,
+        watch_pods=True,
+        pod_namespace=settings.pod_namespace,
+        pod_selectors=settings.pod_selector,
+    )
 
 
 def _carbon_and_inventory(runtime: CarbonRuntime, inventory: RunningInventory) -> CleanupContext:

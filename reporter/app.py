@@ -17,7 +17,7 @@ from aiohttp.typedefs import Handler, Middleware
 from reporter.dashboard import add_dashboard_routes
 from reporter.errors import error_middleware
 from reporter.health import HealthSource
-from reporter.metrics import ProviderErrors, build_registry
+from reporter.metrics import Exposition, ProviderErrors
 from reporter.regions import RegionLookup
 from reporter.routes import REPORTER, Reporter, add_routes
 from reporter.settings import ReporterSettings
@@ -40,7 +40,7 @@ def _count_requests(reporter: Reporter) -> Middleware:
         # The route's name, never the raw path: a scanner must not create unbounded series.
         route = request.match_info.route.name or "unmatched"
         method = request.method if request.method in _METHODS else "other"
-        reporter.requests.labels(route, method, str(response.status)).inc()
+        reporter.exposition.requests.labels(route, method, str(response.status)).inc()
         return response
 
     return count
@@ -67,15 +67,14 @@ def create_app(
         usage=usage,
         horizon_hours=settings.carbon.horizon_hours,
     )
-    registry, requests = build_registry(views, clock, provider_errors)
+    exposition = Exposition(views, clock, provider_errors)
     reporter = Reporter(
         settings=settings,
         views=views,
         catalog=catalog,
         clock=clock,
         health_source=health_source,
-        registry=registry,
-        requests=requests,
+        exposition=exposition,
     )
     # Counting sits outside the error middleware so it sees the final (JSON error) status.
     app = web.Application(middlewares=[_count_requests(reporter), error_middleware])

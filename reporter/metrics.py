@@ -1,7 +1,11 @@
-"""Prometheus metrics for ``GET /metrics``, in the reporter's own registry.
+"""Prometheus metrics for ``GET /metrics``: the view's gauges, rendered once per view, and the
+live series (data ages, provider errors, requests) in the reporter's own registry.
 
-Values are read from the current ``View`` at scrape time. A region whose intensity is unknown has
-no sample at all: an absent series is honest, a 0 would read as a perfectly clean grid.
+At 5,000 nodes the view's gauges are over 10,000 samples, and formatting them is most of a
+scrape; they change only when the view does (a new snapshot, a node or Stellar pod change), so
+``Exposition`` keeps their text per view and only the few live series are formatted per scrape.
+A region whose intensity is unknown has no sample at all: an absent series is honest, a 0 would
+read as a perfectly clean grid.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -22,36 +26,23 @@ ProviderErrors = Callable[[], Mapping[tuple[str, str], float]]
 """Cumulative provider errors by (provider, error kind), e.g. from the provider chain."""
 
 
-class ReporterCollector(Collector):
-    """Carbon, footprint and savings gauges computed from the view at scrape time."""
+class ViewCollector(Collector):
+    """The gauges that depend on the view alone: intensity, nodes, read replicas."""
 
-    def __init__(
-        self, views: ViewCache, clock: Clock, provider_errors: ProviderErrors | None = None
-    ) -> None:
-        self._views = views
-        self._clock = clock
-        self._provider_errors = provider_errors
+    def __init__(self, view: View) -> None:
+        self._view = view
 
     def describe(self) -> Iterable[Metric]:
-        # Describing nothing keeps registration from calling collect() (and building a view).
+        # Describing nothing keeps registration from calling collect().
         return []
 
     def collect(self) -> Iterator[Metric]:
-        view = self._views.current()
-        now = self._clock()
-        yield from self._regions(view.regions, now)
+        view = self._view
+        yield from self._regions(view.regions)
         yield from self._nodes(view)
         yield from self._replicas(view)
-        yield from self._errors()
-        snapshot_age = GaugeMetricFamily(
-            "stellar_carbon_snapshot_age_seconds",
-            "Seconds since the carbon snapshot the reporter serves was taken.",
-        )
-        if view.snapshot.regions:
-            snapshot_age.add_metric([], _age(view.snapshot.taken_at, now))
-        yield snapshot_age
 
-    def _regions(self, rows: Iterable[RegionRow], now: datetime) -> Iterator[Metric]:
+    def _regions(self, rows: Iterable[RegionRow]) -> Iterator[Metric]:
         intensity = GaugeMetricFamily(
             "stellar_carbon_region_intensity_gco2eq_per_kwh",
             "Current grid carbon intensity of a region, gCO2eq/kWh (absent when unknown).",
@@ -60,11 +51,6 @@ class ReporterCollector(Collector):
         expected = GaugeMetricFamily(
             "stellar_carbon_region_expected_intensity_gco2eq_per_kwh",
             "Time-weighted mean intensity over the ranking horizon (current value and forecast).",
-            labels=["region"],
-        )
-        age = GaugeMetricFamily(
-            "stellar_carbon_region_data_age_seconds",
-            "Seconds since the start of the interval the current value describes (not static).",
             labels=["region"],
         )
         fresh = GaugeMetricFamily(
@@ -82,9 +68,7 @@ class ReporterCollector(Collector):
                 expected.add_metric([row.region], row.expected_g_per_kwh)
             provenance = current.provenance
             fresh.add_metric([row.region, str(provenance.freshness), provenance.provider], 1)
-            if provenance.freshness is not Freshness.STATIC:
-                age.add_metric([row.region], _age(current.observed_at, now))
-        yield from (intensity, expected, age, fresh)
+        yield from (intensity, expected, fresh)
 
     def _nodes(self, view: View) -> Iterator[Metric]:
         power = GaugeMetricFamily(
@@ -150,6 +134,43 @@ class ReporterCollector(Collector):
             savings.add_metric([], placement.savings_pct / 100)
         yield from (counts, constrained, actual, baseline, savings)
 
+
+class LiveCollector(Collector):
+    """The series that change between views: data ages and provider errors."""
+
+    def __init__(
+        self, views: ViewCache, clock: Clock, provider_errors: ProviderErrors | None = None
+    ) -> None:
+        self._views = views
+        self._clock = clock
+        self._provider_errors = provider_errors
+
+    def describe(self) -> Iterable[Metric]:
+        # Describing nothing keeps registration from calling collect() (and building a view).
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        view = self._views.current()
+        now = self._clock()
+        age = GaugeMetricFamily(
+            "stellar_carbon_region_data_age_seconds",
+            "Seconds since the start of the interval the current value describes (not static).",
+            labels=["region"],
+        )
+        for row in view.regions:
+            current = row.current
+            if current is not None and current.provenance.freshness is not Freshness.STATIC:
+                age.add_metric([row.region], _age(current.observed_at, now))
+        yield age
+        yield from self._errors()
+        snapshot_age = GaugeMetricFamily(
+            "stellar_carbon_snapshot_age_seconds",
+            "Seconds since the carbon snapshot the reporter serves was taken.",
+        )
+        if view.snapshot.regions:
+            snapshot_age.add_metric([], _age(view.snapshot.taken_at, now))
+        yield snapshot_age
+
     def _errors(self) -> Iterator[Metric]:
         errors = CounterMetricFamily(
             "stellar_carbon_provider_errors",
@@ -166,16 +187,33 @@ def _age(at: datetime, now: datetime) -> float:
     return max(0.0, (now - at).total_seconds())
 
 
-def build_registry(
-    views: ViewCache, clock: Clock, provider_errors: ProviderErrors | None = None
-) -> tuple[CollectorRegistry, Counter]:
-    """The reporter's registry and its HTTP request counter."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(ReporterCollector(views, clock, provider_errors))
-    requests = Counter(
-        "stellar_carbon_reporter_requests",
-        "HTTP requests answered, by route and status code.",
-        labelnames=["route", "method", "status"],
-        registry=registry,
-    )
-    return registry, requests
+class Exposition:
+    """The text ``GET /metrics`` answers: the current view's gauges, formatted once per view,
+    then the live series and the request counter, formatted per scrape."""
+
+    def __init__(
+        self, views: ViewCache, clock: Clock, provider_errors: ProviderErrors | None = None
+    ) -> None:
+        self._views = views
+        self.registry = CollectorRegistry(auto_describe=False)
+        """The live series; ``requests`` counts HTTP requests by route and status."""
+        self.registry.register(LiveCollector(views, clock, provider_errors))
+        self.requests = Counter(
+            "stellar_carbon_reporter_requests",
+            "HTTP requests answered, by route and status code.",
+            labelnames=["route", "method", "status"],
+            registry=self.registry,
+        )
+        self._rendered: tuple[View, bytes] | None = None
+        self.renders = 0
+        """How many times the view's gauges were formatted (observability and tests)."""
+
+    def render(self) -> bytes:
+        view = self._views.current()
+        rendered = self._rendered
+        if rendered is None or rendered[0] is not view:
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(ViewCollector(view))
+            rendered = self._rendered = (view, generate_latest(registry))
+            self.renders += 1
+        return rendered[1] + generate_latest(self.registry)

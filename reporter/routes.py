@@ -11,12 +11,13 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from reporter import openapi, params
 from reporter.errors import BadParameter, RegionNotFound
 from reporter.forecast import optimal_windows, points_within, rolling_average
 from reporter.health import HealthSource, carbon_check, health_json, kubernetes_check
+from reporter.metrics import Exposition
 from reporter.placement import placement_json
 from reporter.regions import RegionLookup
 from reporter.settings import MAX_PAGE_SIZE, ReporterSettings
@@ -43,8 +44,7 @@ class Reporter:
     catalog: RegionLookup
     clock: Clock
     health_source: HealthSource | None
-    registry: CollectorRegistry
-    requests: Counter
+    exposition: Exposition
 
 
 REPORTER = web.AppKey("reporter", Reporter)
@@ -190,8 +190,7 @@ async def openapi_document(request: web.Request) -> web.Response:
 
 
 async def prometheus(request: web.Request) -> web.Response:
-    body = generate_latest(_state(request).registry)
-    response = web.Response(body=body)
+    response = web.Response(body=_state(request).exposition.render())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
 

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from shared.cluster.pods import STELLAR_POD_SELECTORS
 from shared.settings import CarbonSettings, values
 from shared.settings.env import EnvSettings
 from shared.settings.inventory import InventorySource
@@ -45,6 +46,12 @@ class ReporterSettings(EnvSettings):
     pod_namespace: str | None = None
     """Watch Stellar pods in this namespace only (the chart's least-privilege Role); unset
     watches every namespace."""
+
+    pod_selector: Annotated[tuple[str, ...], values.label_selectors()] = STELLAR_POD_SELECTORS
+    """Label selectors, any one matching, for the pods the API server sends: only Stellar pods
+    are counted either way, so this only decides how many pods are listed and followed. The
+    default matches the upstream operator's pods, Stellar apps by ``app.kubernetes.io/name`` and
+    any pod with a ``stellar.org/role`` label."""
 
     node_metrics: Annotated[bool, values.boolean()] = False
     """Read node CPU usage from metrics.k8s.io for the power model (else 50 %)."""

@@ -7,7 +7,7 @@ to decide which classes to construct.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,6 +24,7 @@ from shared.carbon.providers.static import StaticProvider
 from shared.carbon.refresh import CarbonRefresher
 from shared.cluster.inventory import Inventory, RunningInventory
 from shared.cluster.kube import KubeInventory
+from shared.cluster.pods import STELLAR_POD_SELECTORS
 from shared.core.clock import Clock, fixed, utcnow
 from shared.core.errors import ConfigError
 from shared.regions.catalog import RegionCatalog
@@ -94,7 +95,12 @@ class CarbonRuntime:
         self.refresher.track(regions_of(inventory))
 
     def kube_inventory(
-        self, api: ApiClient, *, watch_pods: bool = False, pod_namespace: str | None = None
+        self,
+        api: ApiClient,
+        *,
+        watch_pods: bool = False,
+        pod_namespace: str | None = None,
+        pod_selectors: Sequence[str] = STELLAR_POD_SELECTORS,
     ) -> KubeInventory:
         """A list+watch inventory whose node changes keep the tracked regions current, so a node
         in a new region gets carbon data at once."""
@@ -109,6 +115,7 @@ class CarbonRuntime:
             extra_region_key=self.settings.region_label,
             watch_pods=watch_pods,
             pod_namespace=pod_namespace,
+            pod_selectors=pod_selectors,
             on_change=changed,
         )
         return inventory

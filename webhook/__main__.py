@@ -182,11 +182,13 @@ def _inventory(
 
 
 def _workloads(settings: WebhookSettings, api: ApiClient | None) -> KubeWorkloads | None:
-    """StatefulSets, namespaces and bound pods, watched only on a real cluster."""
+    """StatefulSets, namespaces and pods, watched only on a real cluster."""
     if settings.inventory is not InventorySource.KUBERNETES:
         return None
     assert api is not None
-    return KubeWorkloads(api)
+    return KubeWorkloads(
+        api, pod_selectors=() if settings.watch_all_pods else settings.pod_selector
+    )
 
 
 def _state(workloads: KubeWorkloads | None) -> Callable[[], Workloads]:

@@ -13,6 +13,7 @@ from typing import Annotated, Self
 
 from pydantic import ValidationInfo, model_validator
 
+from shared.cluster.pods import STELLAR_POD_SELECTORS
 from shared.settings import values
 from shared.settings.env import EnvSettings, Rejected, Variable, from_environment
 from shared.settings.inventory import InventorySource
@@ -114,6 +115,18 @@ class WebhookSettings(EnvSettings):
     kubeconfig: str | None = None
     """Kubeconfig path for the ``kubernetes`` inventory and self-managed TLS outside a cluster;
     None means the service account inside a pod, else ``KUBECONFIG`` or ``~/.kube/config``."""
+
+    pod_selector: Annotated[tuple[str, ...], values.label_selectors()] = STELLAR_POD_SELECTORS
+    """Label selectors, any one matching, for the pods a read pool is sized from: its placed pods
+    and the requests that use up a node's room. The default matches the upstream operator's pods
+    (read replicas and the StellarNode's main pod), Stellar apps by ``app.kubernetes.io/name``
+    and any pod with a ``stellar.org/role`` label. Pods opted in only by annotation are not
+    matched: give them a label a selector matches."""
+
+    watch_all_pods: Annotated[bool, values.boolean()] = False
+    """Watch every pod instead: a node's free room then counts the requests of everything bound
+    to it, not only Stellar pods. For clusters where Stellar shares nodes with other workloads;
+    costs memory and CPU in proportion to all the pods of the cluster."""
 
     inventory_file: str | None = None
     """Node list for the ``file`` inventory."""

@@ -61,6 +61,17 @@ _OPERATOR_COMPONENTS: Final[Mapping[str, StellarRole]] = {
     "sorobanrpc": "soroban-rpc",
 }
 
+STELLAR_POD_SELECTORS: Final = (
+    f"{APP_NAME_LABEL} in ({','.join([_OPERATOR_APP_NAME, *_APP_NAMES])})",
+    ROLE_LABEL,
+)
+"""Label selectors (any one matching) for the pods the services watch by default: every pod of
+the upstream operator (read replicas and the StellarNode's main pod, which the read pool's spread
+and anti-affinity selectors count) and every pod named as a Stellar app, plus any pod declaring
+a ``stellar.org/role``. Pods known only by ``stellar.org/node-type`` or
+``app.kubernetes.io/component`` are not matched; a selector cannot compare case-insensitively
+either."""
+
 
 # --- manifests ----------------------------------------------------------------------------------
 

@@ -62,7 +62,10 @@ def _default(info: FieldInfo) -> str:
     value = info.default
     if is_secret(info) or value is None:
         return "unset"
-    if isinstance(value, enum.Enum):
+    value_type = next((item for item in info.metadata if isinstance(item, EnvValue)), None)
+    if value_type is not None and value_type.show is not None:
+        value = str(value_type.show(value))
+    elif isinstance(value, enum.Enum):
         value = value.value
     elif isinstance(value, tuple):
         value = ",".join(value) if value else ""

@@ -112,6 +112,19 @@ def names(*, lower: bool) -> EnvValue:
     return EnvValue("a comma-separated list", parse)
 
 
+def label_selectors() -> EnvValue:
+    """Kubernetes label selectors separated by ``;`` (a selector's own commas AND its terms);
+    blanks between semicolons are dropped. The API server judges each one's syntax."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        selectors = tuple(s.strip() for s in text.split(";") if s.strip())
+        if not selectors:
+            raise ValueError(text)
+        return selectors
+
+    return EnvValue("label selectors separated by ';'", parse, show=";".join)
+
+
 def secret() -> EnvValue:
     return EnvValue("a secret", Secret, secret=True, show=_set_or_unset)
 

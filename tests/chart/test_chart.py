@@ -272,6 +272,25 @@ def test_shared_cache_and_overrides_reach_both_components(render: Render) -> Non
         assert env["STELLAR_CARBON_REGION_OVERRIDES"]["value"] == "/etc/stellar-carbon/regions.yaml"
 
 
+def test_both_services_watch_the_pods_the_selectors_name(render: Render) -> None:
+    selectors = (
+        "app.kubernetes.io/managed-by=stellar-operator;"
+        "app.kubernetes.io/part-of in (horizon,soroban-rpc),tier!=test"
+    )
+    objects = render(CHART / "ci" / "redis-values.yaml")
+    webhook, reporter = (env_of(deployment(objects, c)) for c in ("webhook", "reporter"))
+    assert webhook["STELLAR_CARBON_WEBHOOK_POD_SELECTOR"]["value"] == selectors
+    assert reporter["STELLAR_CARBON_REPORTER_POD_SELECTOR"]["value"] == selectors
+    assert webhook["STELLAR_CARBON_WEBHOOK_WATCH_ALL_PODS"]["value"] == "true"
+
+    defaults = render(CHART / "ci" / "default-values.yaml")
+    webhook, reporter = (env_of(deployment(defaults, c)) for c in ("webhook", "reporter"))
+    # The services' own default selectors apply; no pod watch of the whole cluster.
+    assert "STELLAR_CARBON_WEBHOOK_POD_SELECTOR" not in webhook
+    assert "STELLAR_CARBON_REPORTER_POD_SELECTOR" not in reporter
+    assert "STELLAR_CARBON_WEBHOOK_WATCH_ALL_PODS" not in webhook
+
+
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
@@ -283,6 +302,7 @@ def test_shared_cache_and_overrides_reach_both_components(render: Render) -> Non
         (["webhook.tls.mode=letsencrypt"], "webhook/tls/mode"),
         (["reporter.enabled=false", "reporter.ingress.enabled=true"], "needs reporter.enabled"),
         (["webhok.replicas=2"], "additional properties 'webhok' not allowed"),
+        (["stellarPods.selectors={a=b;c=d}"], "stellarPods/selectors/0"),
         (["tiers.enabled=true", "tiers.mode=apply"], "tiers/mode"),
         (["tiers.enabled=true", "tiers.step=1"], "tiers/step"),
     ],

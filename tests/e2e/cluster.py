@@ -289,27 +289,32 @@ class ControlPlane:
         atexit.register(self.stop)
         try:
             self._write_files()
-            if self._own_etcd:
-                self.components.spawn("etcd", self._etcd_args())
-            self.wait_for("etcd /health", self._etcd_healthy)
-            self.components.spawn("kube-apiserver", self._apiserver_args())
-            self.wait_for("kube-apiserver /readyz", self._apiserver_ready)
-            self.components.spawn("kube-controller-manager", self._controller_manager_args())
-            if self.pods:
-                self.components.spawn("kube-scheduler", self._scheduler_args())
-                self.components.spawn("kwok", self._kwok_args())
-                self.wait_for("kube-scheduler /healthz", self._scheduler_healthy)
-                self.wait_for("kwok /healthz", self._kwok_healthy)
-            # The service-account controller creating the default account proves the controller
-            # manager runs; pods cannot be created in a namespace before its account exists.
-            self.wait_for(
-                "kube-controller-manager (default ServiceAccount)", self._controllers_ready
-            )
+            self._start_components()
         except BaseException:
             self.stop(keep_workdir=True)
             raise
         self.startup_seconds = time.monotonic() - started
         logger.info("control plane up at %s in %.1fs", self.server, self.startup_seconds)
+
+    def _start_api_server(self) -> None:
+        if self._own_etcd:
+            self.components.spawn("etcd", self._etcd_args())
+        self.wait_for("etcd /health", self._etcd_healthy)
+        self.components.spawn("kube-apiserver", self._apiserver_args())
+        self.wait_for("kube-apiserver /readyz", self._apiserver_ready)
+
+    def _start_components(self) -> None:
+        """etcd and the API server, then the controllers and, with ``pods``, scheduler and kwok."""
+        self._start_api_server()
+        self.components.spawn("kube-controller-manager", self._controller_manager_args())
+        if self.pods:
+            self.components.spawn("kube-scheduler", self._scheduler_args())
+            self.components.spawn("kwok", self._kwok_args())
+            self.wait_for("kube-scheduler /healthz", self._scheduler_healthy)
+            self.wait_for("kwok /healthz", self._kwok_healthy)
+        # The service-account controller creating the default account proves the controller
+        # manager runs; pods cannot be created in a namespace before its account exists.
+        self.wait_for("kube-controller-manager (default ServiceAccount)", self._controllers_ready)
 
     def stop(self, *, keep_workdir: bool = False) -> None:
         """Stop components in reverse start order (SIGTERM, then SIGKILL); idempotent."""

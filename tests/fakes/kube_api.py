@@ -50,9 +50,28 @@ def status_body(code: int, reason: str, message: str) -> Obj:
     }
 
 
+def _selector_terms(selector: str) -> list[str]:
+    """A selector's terms: its commas, except those inside an ``in (...)`` set."""
+    terms, depth, current = [], 0, ""
+    for char in selector:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            terms.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [t for t in (*terms, current.strip()) if t]
+
+
 def _selector_matches(selector: str | None, labels: dict[str, str]) -> bool:
-    for term in filter(None, (selector or "").split(",")):
-        if term.startswith("!"):
+    for term in _selector_terms(selector or ""):
+        if " notin " in term or " in " in term:
+            negated = " notin " in term
+            key, rest = term.split(" notin " if negated else " in ", 1)
+            values = {v.strip() for v in rest.strip().strip("()").split(",")}
+            if (labels.get(key.strip()) in values) == negated:
+                return False
+        elif term.startswith("!"):
             if term[1:] in labels:
                 return False
         elif "!=" in term:
@@ -319,6 +338,10 @@ class FakeKubeApi:
             generation = self._generation
             self.open_watches[resource] += 1
             self._changed.notify_all()
+        # As the API server does for a filtered watch: an object that starts matching is sent as
+        # ADDED, one that stops matching as DELETED. What matched is taken from now, not from the
+        # version watched from, so a test changes labels only once its watches are open.
+        matching = {k for k, o in self.objects[resource].items() if visible(k, o)}
         try:
             while True:
                 async with self._changed:
@@ -330,8 +353,14 @@ class FakeKubeApi:
                     elif kind == "BOOKMARK":
                         if bookmarks:
                             await send(kind, obj)
-                    elif visible(self._key(resource, obj), obj):
-                        await send(kind, obj)
+                    else:
+                        key = self._key(resource, obj)
+                        if kind != "DELETED" and visible(key, obj):
+                            await send("MODIFIED" if key in matching else "ADDED", obj)
+                            matching.add(key)
+                        elif key in matching:
+                            await send("DELETED", obj)
+                            matching.discard(key)
                 async with self._changed:
                     if generation != self._generation:
                         return response

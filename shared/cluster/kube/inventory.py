@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from types import MappingProxyType
 from typing import Any
@@ -18,8 +18,9 @@ from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
 from shared.cluster.inventory import NodeInfo, PodInfo
 from shared.cluster.kube.api import call_raw
+from shared.cluster.kube.podwatch import PodWatch
 from shared.cluster.kube.reflector import Reflector, ReflectorGroup, WatchSettings
-from shared.cluster.pods import pod_from_manifest, pod_role
+from shared.cluster.pods import STELLAR_POD_SELECTORS, pod_from_manifest, pod_role
 from shared.cluster.topology import node_from_manifest
 
 logger = logging.getLogger(__name__)
@@ -38,14 +39,6 @@ def _node_key(raw: Mapping[str, Any]) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-def _pod_key(raw: Mapping[str, Any]) -> tuple[str, str] | None:
-    metadata = _metadata(raw)
-    name, namespace = metadata.get("name"), metadata.get("namespace") or "default"
-    if not isinstance(name, str) or not name or not isinstance(namespace, str):
-        return None
-    return namespace, name
-
-
 def _stellar_pod(raw: Mapping[str, Any]) -> PodInfo | None:
     labels = _metadata(raw).get("labels")
     if not isinstance(labels, Mapping) or pod_role(labels) is None:
@@ -60,11 +53,10 @@ class KubeInventory(ReflectorGroup):
     snapshots. The ``ApiClient`` belongs to the caller, who closes it after ``stop()``.
 
     ``pod_namespace`` limits the pod watch to one namespace (all namespaces by default).
-    ``pod_label_selector`` narrows the pods the server sends (for example
-    ``app.kubernetes.io/managed-by=stellar-operator``). By default every pod is watched, since no
-    single selector covers all the role conventions; only Stellar pods (see
-    ``shared.cluster.pods.pod_role``) are kept either way. ``on_change`` is called after every
-    change that alters a node or pod the inventory keeps (status heartbeats do not).
+    ``pod_selectors`` are the label selectors the server narrows the pods by, any one matching
+    (``shared.cluster.kube.podwatch``); none watches every pod. Of the pods sent, only Stellar pods
+    (see ``shared.cluster.pods.pod_role``) are kept. ``on_change`` is called after every change
+    that alters a node or pod the inventory keeps (status heartbeats do not).
     """
 
     _task_prefix = "inventory"
@@ -76,7 +68,7 @@ class KubeInventory(ReflectorGroup):
         extra_region_key: str | None = None,
         watch_pods: bool = False,
         pod_namespace: str | None = None,
-        pod_label_selector: str | None = None,
+        pod_selectors: Sequence[str] = STELLAR_POD_SELECTORS,
         on_change: OnChange | None = None,
         settings: WatchSettings | None = None,
         rng: random.Random | None = None,
@@ -99,16 +91,15 @@ class KubeInventory(ReflectorGroup):
             settings,
             rng,
         )
-        self._pods: Reflector[tuple[str, str], PodInfo] | None = None
+        self._pods: PodWatch[PodInfo] | None = None
         if watch_pods:
-            selector = {"label_selector": pod_label_selector} if pod_label_selector else {}
             list_pods = (
-                partial(call_raw, core.list_namespaced_pod, pod_namespace, **selector)
+                partial(call_raw, core.list_namespaced_pod, pod_namespace)
                 if pod_namespace
-                else partial(call_raw, core.list_pod_for_all_namespaces, **selector)
+                else partial(call_raw, core.list_pod_for_all_namespaces)
             )
-            self._pods = Reflector(
-                "pods", list_pods, _pod_key, _stellar_pod, self._notify, settings, rng
+            self._pods = PodWatch(
+                list_pods, pod_selectors, _stellar_pod, self._notify, settings, rng
             )
 
     # --- Inventory ------------------------------------------------------------------------------
@@ -124,7 +115,7 @@ class KubeInventory(ReflectorGroup):
     # --- lifecycle ------------------------------------------------------------------------------
 
     def _reflectors(self) -> list[Reflector[Any, Any]]:
-        return [self._nodes] if self._pods is None else [self._nodes, self._pods]
+        return [self._nodes] if self._pods is None else [self._nodes, *self._pods.reflectors]
 
     def _notify(self) -> None:
         if self._on_change is None:

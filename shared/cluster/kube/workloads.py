@@ -2,7 +2,9 @@
 
 ``KubeWorkloads`` runs one ``Reflector`` per resource and hands out a ``Workloads`` snapshot,
 rebuilt at most once per change, so the admission path reads it synchronously and never calls
-the API server. The pod watch also keeps the unbound pods the webhook restricted to a required
+the API server. Pods are watched through label selectors (``shared.cluster.kube.podwatch``):
+by default only Stellar's, so the free room of a node counts only their requests (see
+``KubeWorkloads``). The pod watch also keeps the unbound pods the webhook restricted to a required
 region set (``RestrictedPod``), which the snapshot holds apart from the bound ones.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from types import MappingProxyType
 from typing import Any
@@ -18,7 +20,9 @@ from typing import Any
 from kubernetes_asyncio.client import ApiClient, AppsV1Api, CoreV1Api
 
 from shared.cluster.kube.api import call_raw
+from shared.cluster.kube.podwatch import PodWatch, namespaced_key
 from shared.cluster.kube.reflector import Reflector, ReflectorGroup, WatchSettings
+from shared.cluster.pods import STELLAR_POD_SELECTORS
 from shared.cluster.workloads import (
     BoundPod,
     NamespaceInfo,
@@ -39,25 +43,21 @@ def _metadata(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     return metadata if isinstance(metadata, Mapping) else {}
 
 
-def _namespaced_key(raw: Mapping[str, Any]) -> tuple[str, str] | None:
-    metadata = _metadata(raw)
-    name, namespace = metadata.get("name"), metadata.get("namespace") or "default"
-    if not isinstance(name, str) or not name or not isinstance(namespace, str):
-        return None
-    return namespace, name
-
-
 def _name_key(raw: Mapping[str, Any]) -> str | None:
     name = _metadata(raw).get("name")
     return name if isinstance(name, str) and name else None
 
 
 class KubeWorkloads(ReflectorGroup):
-    """Every StatefulSet, namespace and bound pod of the cluster, kept current in the background,
-    and the unbound pods the webhook restricted to a required region set.
+    """Every StatefulSet and namespace of the cluster and the pods ``pod_selectors`` match (any
+    one of them; none: every pod), kept current in the background: the bound ones, and the
+    unbound ones the webhook restricted to a required region set.
 
-    Every pod is watched, not only Stellar ones: the free room of a node counts all the pods
-    bound to it. The ``ApiClient`` belongs to the caller, who closes it after ``stop()``.
+    The free room of a node is its allocatable less the requests of the watched pods bound to
+    it. With the default selectors (``shared.cluster.pods.STELLAR_POD_SELECTORS``) that leaves out
+    whatever else runs on the node, so room is overstated where Stellar shares nodes; watching
+    every pod counts it all, at the cost of following every pod of the cluster. The
+    ``ApiClient`` belongs to the caller, who closes it after ``stop()``.
     """
 
     _task_prefix = "workloads"
@@ -66,6 +66,7 @@ class KubeWorkloads(ReflectorGroup):
         self,
         api: ApiClient,
         *,
+        pod_selectors: Sequence[str] = STELLAR_POD_SELECTORS,
         settings: WatchSettings | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -76,7 +77,7 @@ class KubeWorkloads(ReflectorGroup):
         self._statefulsets: Reflector[tuple[str, str], StatefulSetInfo] = Reflector(
             "statefulsets",
             partial(call_raw, apps.list_stateful_set_for_all_namespaces),
-            _namespaced_key,
+            namespaced_key,
             statefulset_from_manifest,
             _ignore,
             settings,
@@ -91,10 +92,9 @@ class KubeWorkloads(ReflectorGroup):
             settings,
             rng,
         )
-        self._pods: Reflector[tuple[str, str], BoundPod | RestrictedPod] = Reflector(
-            "pods",
+        self._pods: PodWatch[BoundPod | RestrictedPod] = PodWatch(
             partial(call_raw, core.list_pod_for_all_namespaces),
-            _namespaced_key,
+            pod_selectors,
             watched_pod_from_manifest,
             _ignore,
             settings,
@@ -138,7 +138,7 @@ class KubeWorkloads(ReflectorGroup):
         )
 
     def _reflectors(self) -> list[Reflector[Any, Any]]:
-        return [self._statefulsets, self._namespaces, self._pods]
+        return [self._statefulsets, self._namespaces, *self._pods.reflectors]
 
 
 def _ignore() -> None:

@@ -18,11 +18,13 @@ from kubernetes_asyncio.client import ApiClient, Configuration
 
 from shared.cluster.inventory import Inventory, Taint
 from shared.cluster.kube import KubeInventory, WatchSettings, load_api_client
+from shared.cluster.pods import STELLAR_POD_SELECTORS
 from shared.core.errors import ConfigError
 from shared.core.models import Cloud
 from tests.fakes.kube_api import FAST, WAIT, FakeKubeApi, node, pod, read_replica, serving
 
 APP_NAME = "app.kubernetes.io/name"
+ROLE = {"stellar.org/role": "read-replica"}
 
 
 # --- fixtures and helpers -----------------------------------------------------------------------
@@ -428,7 +430,7 @@ async def test_pod_watch_can_be_limited_to_a_namespace_and_selector(
     await fake.put("pods", read_replica("read-0", namespace="other"))
     await fake.put("pods", pod("horizon-0", "stellar", None, **{APP_NAME: "horizon"}))
     inventory = await started(
-        running(watch_pods=True, pod_namespace="stellar", pod_label_selector="stellar.org/role")
+        running(watch_pods=True, pod_namespace="stellar", pod_selectors=("stellar.org/role",))
     )
     assert set(inventory.pods) == {("stellar", "read-0")}
     pod_requests = [q for p, q in fake.requests if p == "/api/v1/namespaces/stellar/pods"]
@@ -439,6 +441,28 @@ async def test_pod_watch_can_be_limited_to_a_namespace_and_selector(
     await fake.put("pods", read_replica("read-2", namespace="stellar"))
     await changes.until(lambda: ("stellar", "read-2") in inventory.pods)
     assert ("other", "read-1") not in inventory.pods
+
+
+async def test_pods_matching_any_selector_are_kept_until_none_matches(
+    fake: FakeKubeApi, running: Callable[..., KubeInventory], changes: Changes
+) -> None:
+    operator = {APP_NAME: "stellar-node", "app.kubernetes.io/component": "validator"}
+    await fake.put("pods", pod("core-0", "stellar", "node-a", **operator))
+    await fake.put("pods", pod("read-0", "stellar", "node-a", **operator, **ROLE))
+    await fake.put("pods", pod("nginx", "web", "node-a", app="nginx"))
+    inventory = await started(running(watch_pods=True))
+    assert set(inventory.pods) == {("stellar", "core-0"), ("stellar", "read-0")}
+    selectors = {q.get("labelSelector") for p, q in fake.requests if p == "/api/v1/pods"}
+    assert selectors == set(STELLAR_POD_SELECTORS)
+    await changes.until(lambda: fake.open_watches["pods"] == len(STELLAR_POD_SELECTORS))
+
+    # Still a read replica by its role label, no longer an operator pod: kept.
+    await fake.put("pods", pod("read-0", "stellar", "node-b", **ROLE))
+    await changes.until(lambda: inventory.pods[("stellar", "read-0")].node_name == "node-b")
+    # Neither selector matches any more: gone, as from a single watch.
+    await fake.put("pods", pod("read-0", "stellar", "node-b", app="other"))
+    await changes.until(lambda: ("stellar", "read-0") not in inventory.pods)
+    assert set(inventory.pods) == {("stellar", "core-0")}
 
 
 async def test_synced_waits_for_both_nodes_and_pods(
@@ -452,7 +476,8 @@ async def test_synced_waits_for_both_nodes_and_pods(
     await changes.until(lambda: fake.count("/api/v1/pods", watch=False) >= 2)
     assert not inventory.synced
     assert inventory.last_error is not None
-    assert inventory.last_error.startswith("pods: KubeApiError: HTTP 403")
+    # One watch per default selector, each failing on its own.
+    assert "pods[stellar.org/role]: KubeApiError: HTTP 403" in inventory.last_error
 
     fake.fail_next["pods"].clear()
     assert await inventory.wait_synced(WAIT)
@@ -464,7 +489,7 @@ async def test_stop_ends_the_watches_and_keeps_the_last_state(
 ) -> None:
     await fake.put("nodes", node("node-a"))
     inventory = await started(running(watch_pods=True))
-    await changes.until(lambda: fake.open_watches == {"nodes": 1, "pods": 1})
+    await changes.until(lambda: fake.open_watches == {"nodes": 1, "pods": 2})
     await inventory.stop()
     await changes.until(lambda: fake.open_watches == {"nodes": 0, "pods": 0})
     await fake.put("nodes", node("node-b"))

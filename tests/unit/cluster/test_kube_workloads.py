@@ -17,6 +17,7 @@ from shared.cluster.kube import KubeWorkloads
 from shared.cluster.workloads import Requested, RestrictedPod
 from tests.fakes.kube_api import FAST, WAIT, FakeKubeApi, namespace, pod, serving
 
+READ_REPLICA = {"stellar.org/role": "read-replica"}
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "operator-read-pool"
 
 
@@ -33,8 +34,9 @@ async def fake() -> AsyncIterator[FakeKubeApi]:
 
 @pytest.fixture
 async def workloads(fake: FakeKubeApi) -> AsyncIterator[KubeWorkloads]:
+    """Watching every pod, so any pod a test puts there counts."""
     async with ApiClient(Configuration(host=fake.base_url)) as client:
-        watched = KubeWorkloads(client, settings=FAST)
+        watched = KubeWorkloads(client, pod_selectors=(), settings=FAST)
         await watched.start()
         try:
             yield watched
@@ -166,3 +168,36 @@ async def test_stats_give_each_watch_its_size_and_last_event(
         "pods": (1, True),
     }
     assert all(s.heard_at is not None and s.heard_at >= before for s in stats.values())
+
+
+async def test_by_default_only_stellar_pods_are_watched_and_use_up_room(fake: FakeKubeApi) -> None:
+    operator = {
+        "app.kubernetes.io/name": "stellar-node",
+        "app.kubernetes.io/component": "validator",
+    }
+    await fake.put("pods", pod("carbon-validator-0", node_name="node-a", **operator))
+    await fake.put("pods", pod("read-0", node_name="node-a", **READ_REPLICA))
+    await fake.put("pods", pod("web", "shop", node_name="node-a", app="web"))
+    async with ApiClient(Configuration(host=fake.base_url)) as client:
+        watched = KubeWorkloads(client, settings=FAST)
+        await watched.start()
+        try:
+            assert await watched.wait_synced(WAIT)
+            await until(lambda: len(watched.state.pods) == 2)
+            # The other workload's request is not seen: room is what Stellar's pods leave.
+            assert watched.state.requested_on("node-a") == Requested(cpu_millis=1000)
+            assert not watched.state.bound_in("shop")
+            assert all(q.get("labelSelector") for p, q in fake.requests if p == "/api/v1/pods")
+        finally:
+            await watched.stop()
+
+
+async def test_watching_every_pod_counts_other_workloads_in_the_room(
+    fake: FakeKubeApi, workloads: KubeWorkloads
+) -> None:
+    await fake.put("pods", pod("read-0", node_name="node-a", **READ_REPLICA))
+    await fake.put("pods", pod("web", "shop", node_name="node-a", app="web"))
+    assert await workloads.wait_synced(WAIT)
+    await until(lambda: len(workloads.state.pods) == 2)
+    assert workloads.state.requested_on("node-a") == Requested(cpu_millis=1000)
+    assert not any("labelSelector" in q for p, q in fake.requests if p == "/api/v1/pods")

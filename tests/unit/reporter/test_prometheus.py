@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from reporter.health import RefresherHealth
-from tests.unit.reporter.cluster import carbon, snapshot
+from reporter.routes import REPORTER
+from tests.unit.reporter.cluster import NOW, FixedSnapshot, carbon, snapshot
 from tests.unit.reporter.conftest import EU_WEST_1, EUROPE_WEST1, US_WEST_2, ClientFactory
 
 
@@ -97,3 +100,34 @@ async def test_requests_are_counted_by_route_not_by_raw_path(
         if name == "stellar_carbon_reporter_requests_total"
     }
     assert methods == {"GET", "other"}
+
+
+async def test_view_gauges_are_formatted_once_per_view_and_ages_on_every_scrape(
+    reporter_client: ClientFactory,
+) -> None:
+    now = [NOW]
+    source = FixedSnapshot(snapshot(carbon(US_WEST_2, 120), carbon(EUROPE_WEST1, 180)))
+    client = await reporter_client(snapshot_source=source, clock=lambda: now[0])
+    exposition = client.app[REPORTER].exposition
+    age = ("stellar_carbon_region_data_age_seconds", (("region", "us-west-2"),))
+
+    first = await scrape(client)
+    now[0] += timedelta(seconds=60)
+    second = await scrape(client)
+    assert exposition.renders == 1
+    assert second[age] == first[age] + 60
+
+    source.snapshot = snapshot(carbon(US_WEST_2, 95), carbon(EUROPE_WEST1, 180))
+    third = await scrape(client)
+    assert exposition.renders == 2
+    assert (intensity_of(first, "us-west-2"), intensity_of(third, "us-west-2")) == (120, 95)
+
+
+def intensity_of(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], region: str) -> float:
+    (value,) = (
+        value
+        for (name, labels), value in found.items()
+        if name == "stellar_carbon_region_intensity_gco2eq_per_kwh"
+        and dict(labels)["region"] == region
+    )
+    return value

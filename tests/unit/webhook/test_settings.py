@@ -46,6 +46,8 @@ def test_every_variable_is_read() -> None:
         P + "MAX_BODY_BYTES": "16777216",
         P + "SHUTDOWN_TIMEOUT": "3",
         P + "LOG_LEVEL": "debug",
+        P + "POD_SELECTOR": "app.kubernetes.io/name in (horizon,stellar-core); team=ledger,tier",
+        P + "WATCH_ALL_PODS": "true",
     }
 
     s = WebhookSettings.from_env(env)
@@ -73,6 +75,11 @@ def test_every_variable_is_read() -> None:
         "/kubeconfig",
     )
     assert (s.max_body_bytes, s.shutdown_timeout, s.log_level) == (16777216, 3.0, "DEBUG")
+    assert s.pod_selector == (
+        "app.kubernetes.io/name in (horizon,stellar-core)",
+        "team=ledger,tier",
+    )
+    assert s.watch_all_pods
 
 
 def test_secret_namespace_follows_the_pod_namespace() -> None:
@@ -110,6 +117,10 @@ def test_secret_namespace_follows_the_pod_namespace() -> None:
         (
             {P + "CA_VALIDITY_DAYS": "10"},
             f"{P}CA_VALIDITY_DAYS: expected at least {P}CERT_VALIDITY_DAYS (365)",
+        ),
+        (
+            {P + "POD_SELECTOR": " ; "},
+            f"{P}POD_SELECTOR: expected label selectors separated by ';', got ';'",
         ),
         (
             {P + "EXTRA_SANS": "https://x"},
