@@ -192,10 +192,14 @@ def _target(score: RegionScore, current: RegionTier | None, best: float, policy:
     if current is None or raw == current.tier:
         return raw
     if raw < current.tier:
-        # Greener: the value must clear the target tier's upper bound by the margin.
+        # Greener: the value must clear the target tier's upper bound by the margin. The
+        # greenest region itself always qualifies for tier 0, whatever the margin: otherwise a
+        # margin wider than the band would leave tier 0 empty and no replica would ever move.
         target = raw
-        while target < current.tier and value * (1 + policy.margin) > policy.upper_bound(
-            target, best
+        while (
+            target < current.tier
+            and not (target == 0 and value <= best)
+            and value * (1 + policy.margin) > policy.upper_bound(target, best)
         ):
             target += 1
         return target

@@ -107,6 +107,22 @@ def test_a_region_enters_a_greener_tier_only_below_its_bound_by_the_margin() -> 
     assert tiers_of(plan.tiers)["mid"] == 0
 
 
+@pytest.mark.parametrize("margin", [0.1, 0.15, 0.3])
+def test_the_region_that_becomes_the_greenest_reaches_tier_zero_whatever_the_margin(
+    margin: float,
+) -> None:
+    policy = TierPolicy(margin=margin)
+    plan = plan_tiers(
+        held({"green": 0, "mid": 3}),
+        ranking({"green": 400.0, "mid": 80.0}),
+        now=NOW,
+        policy=policy,
+        nodes=NODES,
+    )
+
+    assert tiers_of(plan.tiers)["mid"] == 0
+
+
 def test_a_region_changes_tier_at_most_once_per_dwell_time() -> None:
     before = held({"green": 0, "mid": 3}, since=NOW - timedelta(minutes=30))
 
