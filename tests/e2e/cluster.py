@@ -143,8 +143,12 @@ class ControlPlane:
         *,
         workdir: Path | None = None,
         start_timeout: float = 180.0,
+        aggregator_routing: bool = False,
     ) -> None:
         self.binaries = binaries
+        # Webhooks registered by Service are then called on the Service's endpoint addresses,
+        # as a cluster's network would route its ClusterIP; nothing here routes ClusterIPs.
+        self.aggregator_routing = aggregator_routing
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="stellar-carbon-e2e-"))
         self.start_timeout = start_timeout
@@ -353,6 +357,7 @@ class ControlPlane:
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
             "--profiling=false",
+            *(["--enable-aggregator-routing=true"] if self.aggregator_routing else []),
         ]
 
     def _controller_manager_args(self) -> list[str]:
