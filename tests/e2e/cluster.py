@@ -462,6 +462,13 @@ class ControlPlane:
         configuration.ssl_ca_cert = str(self.ca_path)
         return configuration
 
+    def pid(self, name: str) -> int:
+        """The process id of a running component (``etcd``, ``kube-apiserver``, ...)."""
+        for component in self._components:
+            if component.name == name and component.process.poll() is None:
+                return component.process.pid
+        raise ControlPlaneError(f"{name} is not running")
+
     # logs
 
     def log_tail(self, lines: int = 40) -> str:
