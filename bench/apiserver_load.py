@@ -24,9 +24,8 @@ then the Deployment rolls (``maxSurge: 1, maxUnavailable: 0``: new replica ready
 then the old one gets SIGTERM and its endpoint turns terminating ``ENDPOINT_LAG`` later). Every
 create must succeed and every pod must carry the webhook's patch: with ``failurePolicy: Ignore``
 a webhook call that fails during the roll admits the pod unpatched, and that pod's placement is
-lost. Two arms (``ROLL_ARMS``): replicas that stop accepting at SIGTERM (``no-drain``) and the
-product's default drain (``drain``); an unmeasured roll before each gives the replicas the arm's
-settings.
+lost. Two arms (``ROLL_ARMS``), alternating: replicas that stop accepting at SIGTERM
+(``no-drain``) and the product's default drain (``drain``).
 """
 
 from __future__ import annotations
@@ -395,7 +394,7 @@ async def run(quick: bool) -> dict[str, Any]:
     return {
         "rate_per_s": RATE,
         "steady_seconds": STEADY_SECONDS[mode],
-        "burst": BURST,
+        "burst_size": BURST,
         "burst_concurrency": BURST_CONCURRENCY,
         "rounds": ROUNDS[mode],
         "nodes": len(fleet),
@@ -421,21 +420,7 @@ async def _measure_all(
             for shape in ("steady", "burst"):
                 for arm in order:
                     measured[shape][arm].append(await _measure(bench, api, arm, shape, quick))
-        rolls = {}
-        for arm, env in ROLL_ARMS.items():
-            deployment.env.pop(SHUTDOWN_DELAY, None)
-            deployment.env.update(env)
-            # A roll without load first, so the replicas rolled under load run this template.
-            await asyncio.to_thread(deployment.roll)
-            async with bench.namespace(api, f"load-roll-{arm}-") as namespace:
-                await bench.arm(api, "with", namespace)
-                async with PodCreations(control_plane, namespace, read_replica_pod()) as pods:
-                    disruption = await rotate_and_roll_under_load(
-                        deployment, pods, rate=RATE, endpoint_lag=ENDPOINT_LAG
-                    )
-                    await pods.delete_all()
-            rolls[arm] = disruption.summary()
-            logger.info("rotation and roll (%s): %s", arm, rolls[arm])
+        rolls = await _rolls(bench, api, ROUNDS["quick" if quick else "full"])
     steady, burst = _compare(measured["steady"]), _compare(measured["burst"])
     roll = rolls["drain"]
     return {
@@ -453,6 +438,52 @@ async def _measure_all(
                 steady["with"]["unpatched"] + burst["with"]["unpatched"] + roll["unpatched"], 0
             ),
         },
+    }
+
+
+def _template(deployment: WebhookDeployment, arm: str) -> None:
+    """Replicas started from now on run ``arm``'s settings."""
+    deployment.env.pop(SHUTDOWN_DELAY, None)
+    deployment.env.update(ROLL_ARMS[arm])
+
+
+async def _rolls(bench: _Bench, api: k8s.ApiClient, rounds: int) -> dict[str, dict[str, Any]]:
+    """Renewal and roll under load, ``rounds`` times per arm, the arms alternating.
+
+    A roll terminates replicas started by the previous one, so the template is switched to the
+    next arm's just before each roll; one roll without load starts the first arm's replicas.
+    """
+    order = [arm for _ in range(rounds) for arm in ROLL_ARMS]
+    _template(bench.deployment, order[0])
+    await asyncio.to_thread(bench.deployment.roll)
+    runs: dict[str, list[Disruption]] = {arm: [] for arm in ROLL_ARMS}
+    for index, arm in enumerate(order):
+        _template(bench.deployment, order[index + 1] if index + 1 < len(order) else "drain")
+        async with bench.namespace(api, f"load-roll-{arm}-") as namespace:
+            await bench.arm(api, "with", namespace)
+            async with PodCreations(bench.control_plane, namespace, read_replica_pod()) as pods:
+                run = await rotate_and_roll_under_load(
+                    bench.deployment, pods, rate=RATE, endpoint_lag=ENDPOINT_LAG
+                )
+                await pods.delete_all()
+        logger.info("renewal and roll (%s): %s", arm, run.summary())
+        runs[arm].append(run)
+    return {arm: _roll_summary(arm_runs) for arm, arm_runs in runs.items()}
+
+
+def _roll_summary(runs: Sequence[Disruption]) -> dict[str, Any]:
+    latencies = [ms for run in runs for ms in run.creations.latencies_ms]
+    return {
+        "rolls": len(runs),
+        "pods": sum(run.creations.attempted for run in runs),
+        "failed": sum(run.creations.failed for run in runs),
+        "unpatched": sum(run.patched.missing for run in runs),
+        "p50_ms": round(percentile(latencies, 0.50), 2),
+        "p99_ms": round(percentile(latencies, 0.99), 2),
+        "rotation_seconds": round(max(run.rotation_seconds for run in runs), 2),
+        "roll_seconds": round(max(run.roll_seconds for run in runs), 2),
+        "certificate_renewed": all(run.certificate_renewed for run in runs),
+        "runs": [run.summary() for run in runs],
     }
 
 

@@ -355,7 +355,8 @@ def _apiserver_load(r: Mapping[str, Any]) -> list[str]:
     lines = [
         f"{r['nodes']} kwok nodes, webhook {r['replicas']} replicas behind a Service; "
         f"{r['rounds']} interleaved round(s); steady {r['rate_per_s']:g} pods/s for "
-        f"{r['steady_seconds']:g} s, bursts of {r['burst']} by {r['burst_concurrency']} workers; "
+        f"{r['steady_seconds']:g} s, bursts of {r['burst_size']} by "
+        f"{r['burst_concurrency']} workers; "
         f"load average {r['load_average']['start']} at start, {r['load_average']['end']} at end.",
         "",
     ]
@@ -404,18 +405,20 @@ def _apiserver_load(r: Mapping[str, Any]) -> list[str]:
     lines += _table(
         [
             "replicas",
+            "rolls",
             "pods",
             "failed",
             "not patched",
             "p50 ms",
             "p99 ms",
-            "renewal s",
-            "roll s",
+            "renewal s (max)",
+            "roll s (max)",
             "renewed",
         ],
         [
             [
                 arm,
+                roll["rolls"],
                 roll["pods"],
                 roll["failed"],
                 roll["unpatched"],
