@@ -84,7 +84,6 @@ class SelfManagedCertificates:
         self._clock = clock
         self._on_reload = on_reload
         self._installed: str | None = None
-        self._injected: bytes | None = None
         self._task: asyncio.Task[None] | None = None
         self.current: StoredCertificates | None = None
 
@@ -262,9 +261,11 @@ class SelfManagedCertificates:
     # --- caBundle ---------------------------------------------------------------------------
 
     async def _inject(self, ca_bundle: bytes) -> None:
-        """Point every webhook of the configuration at ``ca_bundle``; absent config is not fatal."""
-        if ca_bundle == self._injected:
-            return
+        """Point every webhook of the configuration at ``ca_bundle``; absent config is not fatal.
+
+        Read on every pass, not only when the CA changed: a configuration re-created or re-applied
+        without the field (a reinstall, a GitOps tool owning it) must get its bundle back, or the
+        API server fails every call and ``failurePolicy: Ignore`` admits every pod unpatched."""
         name = self._settings.webhook_config_name
         status, body = await call_for_text(
             self._admission.read_mutating_webhook_configuration, name
@@ -296,7 +297,6 @@ class SelfManagedCertificates:
                     status, truncate(body), action=f"patch MutatingWebhookConfiguration {name}"
                 )
             logger.info("caBundle set on %d webhook(s) of %s", len(ops) // 2, name)
-        self._injected = ca_bundle
 
     # --- background -------------------------------------------------------------------------
 
