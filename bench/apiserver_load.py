@@ -47,7 +47,7 @@ from bench.loadgen import percentile
 from bench.pod_load import Creations, Patched, PodCreations
 from bench.servers import cpu_seconds
 from tests.e2e.carbon_api import mock_carbon_env
-from tests.e2e.cluster import Binaries, ControlPlane
+from tests.e2e.cluster import ApiStatusError, Binaries, ControlPlane
 from tests.e2e.fleet import create_fake_nodes, fake_fleet
 from tests.e2e.kube import as_body, fresh_namespace, wait_for_admission
 from tests.e2e.operator import read_statefulset
@@ -119,8 +119,8 @@ class _Bench:
             ),
         )
         stored = await asyncio.to_thread(self.deployment.registered)
-        # Registered again as stored: the webhook injects its CA once per process, as it would
-        # into a configuration Helm re-applies (Helm keeps fields it does not own).
+        # Registered again as stored, caBundle included: in effect at once, not only after the
+        # replicas' next check of their Secret puts the bundle back.
         self.configuration = {
             "apiVersion": stored["apiVersion"],
             "kind": stored["kind"],
@@ -145,8 +145,10 @@ class _Bench:
     def _present(self) -> bool:
         try:
             self.deployment.registered()
-        except Exception:
-            return False
+        except ApiStatusError as e:
+            if e.status == 404:
+                return False
+            raise
         return True
 
     @contextlib.asynccontextmanager

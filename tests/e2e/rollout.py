@@ -31,7 +31,7 @@ import contextlib
 import itertools
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -309,7 +309,7 @@ class WebhookDeployment:
         }
 
 
-def wait_for(what: str, probe: Any, *, timeout: float = 30.0) -> None:
+def wait_for(what: str, probe: Callable[[], bool], *, timeout: float = 30.0) -> None:
     """Poll ``probe`` until it holds (synchronous; for threads beside an event loop)."""
     deadline = time.monotonic() + timeout
     while not probe():
