@@ -1,10 +1,11 @@
-"""``python -m bench [--quick] [--only admission,carbon,...,readpool-kube,envelope]``.
+"""``python -m bench [--quick] [--only admission,carbon,...,envelope,apiserver-load]``.
 
 Runs the chosen parts in order and writes ``bench/results/latest.json`` and ``latest.md``. With
 ``--only``, parts not run keep their previous results in those files. ``--quick`` (a couple of
 minutes) shortens every measurement and skips the carbon part's real-scheduler replay; the
 read pools' (``readpool-kube``) runs one simulated day instead of two weeks; the envelope's
-seeds a tenth of 5,000 nodes and 150,000 pods. All three need the control-plane binaries
+seeds a tenth of 5,000 nodes and 150,000 pods, and the API server load (``apiserver-load``) runs
+one round instead of three. Those four need the control-plane binaries
 (``make bench`` provides them through ``STELLAR_CARBON_BIN``).
 """
 
@@ -33,6 +34,7 @@ PARTS: dict[str, Callable[[bool], Awaitable[dict[str, Any]]]] = {
     "readpool-model": readpool.run,
     "readpool-kube": lambda quick: _readpool_kube(quick),
     "envelope": lambda quick: _envelope(quick),
+    "apiserver-load": lambda quick: _apiserver_load(quick),
 }
 
 
@@ -46,6 +48,12 @@ async def _envelope(quick: bool) -> dict[str, Any]:
     from bench import envelope  # needs the control-plane binaries
 
     return await envelope.run(quick)
+
+
+async def _apiserver_load(quick: bool) -> dict[str, Any]:
+    from bench import apiserver_load  # needs the control-plane binaries
+
+    return await apiserver_load.run(quick)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -125,6 +133,14 @@ def _headline(parts: dict[str, Any]) -> dict[str, Any]:
         headline["reporter"]["provider_calls_per_hour"] = r["provider_calls"]["calls_per_hour"]
     if result("growth"):
         headline["growth"] = result("growth")["growth_factor"]
+    if result("apiserver-load"):
+        r = result("apiserver-load")
+        headline["apiserver_load"] = {
+            "steady_added_p99_ms": r["steady"]["added_p99_ms"],
+            "burst_added_p99_ms": r["burst"]["added_p99_ms"],
+            "failed_creations": r["targets"]["failed_creations"]["value"],
+            "unpatched_selected_pods": r["targets"]["unpatched_selected_pods"]["value"],
+        }
     return headline
 
 

@@ -97,6 +97,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         ("readpool-model", _readpool),
         ("readpool-kube", _readpool_kube),
         ("envelope", _envelope),
+        ("apiserver-load", _apiserver_load),
     ):
         part = parts.get(name)
         if part is None:
@@ -394,6 +395,90 @@ def _readpool_kube(r: Mapping[str, Any]) -> list[str]:
         + ".",
         "",
     ]
+
+
+def _apiserver_load(r: Mapping[str, Any]) -> list[str]:
+    lines = [
+        f"{r['nodes']} kwok nodes, webhook {r['replicas']} replicas behind a Service; "
+        f"{r['rounds']} interleaved round(s); steady {r['rate_per_s']:g} pods/s for "
+        f"{r['steady_seconds']:g} s, bursts of {r['burst_size']} by "
+        f"{r['burst_concurrency']} workers; "
+        f"load average {r['load_average']['start']} at start, {r['load_average']['end']} at end.",
+        "",
+    ]
+    rows = []
+    for shape in ("steady", "burst"):
+        for arm in ("without", "with"):
+            a = r[shape][arm]
+            rows.append(
+                [
+                    shape,
+                    arm,
+                    a["pods"],
+                    a["pods_per_s"],
+                    a["p50_ms"],
+                    a["p99_ms"],
+                    a["failed"],
+                    f"{a['patched']} / {a['unpatched']}",
+                    a["cpu_ms_per_pod"]["kube-apiserver"],
+                    a["cpu_ms_per_pod"]["webhook"],
+                ]
+            )
+    lines += _table(
+        [
+            "load",
+            "webhook",
+            "pods",
+            "pods/s",
+            "p50 ms",
+            "p99 ms",
+            "failed",
+            "patched / not",
+            "apiserver CPU ms/pod",
+            "webhook CPU ms/pod",
+        ],
+        rows,
+    )
+    lines += [
+        f"Added by the webhook: steady p50 {r['steady']['added_p50_ms']:+.2f} ms, p99 "
+        f"{r['steady']['added_p99_ms']:+.2f} ms; burst p50 {r['burst']['added_p50_ms']:+.2f} ms, "
+        f"p99 {r['burst']['added_p99_ms']:+.2f} ms.",
+        "",
+        f"Certificate renewal and rolling restart under {r['rate_per_s']:g} pods/s (endpoint "
+        f"turns terminating {r['endpoint_lag_s']:g} s after SIGTERM):",
+        "",
+    ]
+    lines += _table(
+        [
+            "replicas",
+            "rolls",
+            "pods",
+            "failed",
+            "not patched",
+            "p50 ms",
+            "p99 ms",
+            "renewal s (max)",
+            "roll s (max)",
+            "renewed",
+        ],
+        [
+            [
+                arm,
+                roll["rolls"],
+                roll["pods"],
+                roll["failed"],
+                roll["unpatched"],
+                roll["p50_ms"],
+                roll["p99_ms"],
+                roll["rotation_seconds"],
+                roll["roll_seconds"],
+                roll["certificate_renewed"],
+            ]
+            for arm, roll in r["rotation_and_roll"].items()
+        ],
+    )
+    lines += _targets(r["targets"])
+    return lines
 
 
 def _targets(targets: Mapping[str, Mapping[str, Any]]) -> list[str]:

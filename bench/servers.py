@@ -80,9 +80,7 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the process used so far."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        return cpu_seconds(self.pid)
 
     async def stop(self) -> None:
         if self.process.returncode is None:
@@ -94,6 +92,13 @@ class Server:
                 with contextlib.suppress(ProcessLookupError):
                     self.process.kill()
                 await self.process.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time process ``pid`` used so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 @contextlib.asynccontextmanager

@@ -3,8 +3,10 @@
 Startup order: settings (logged once), the health site (so liveness answers while the rest
 starts; readiness stays false), the serving certificate (fail fast when it is missing), the node
 inventory, the first carbon refresh, the StatefulSet, namespace and pod watches (on a cluster)
-with the check for restricted pods left unschedulable, then the HTTPS site. Shutdown stops
-accepting, lets in-flight reviews finish, then stops the background tasks.
+with the check for restricted pods left unschedulable, then the HTTPS site. Shutdown first
+drains (``shutdown_delay``: not ready, still serving, each connection closed after its response,
+until the endpoints have dropped the replica), then stops accepting, lets in-flight reviews
+finish and stops the background tasks.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ async def serve(
         inventory = _inventory(settings, carbon, api, runtime)
         metrics = WebhookMetrics()
         serving = asyncio.Event()
+        draining = asyncio.Event()
         workloads = _workloads(settings, api)
 
         health = create_health_app(
@@ -92,6 +95,7 @@ async def serve(
             metrics=metrics,
             serving=serving.is_set,
             watches=workloads.stats if workloads is not None else tuple,
+            draining=draining.is_set,
         )
         await stack.enter_async_context(
             _site(health, settings.bind_address, settings.health_port, settings)
@@ -146,6 +150,7 @@ async def serve(
             metrics=metrics,
             horizon_hours=carbon.horizon_hours,
             workloads=_state(workloads),
+            draining=draining.is_set,
         )
         await stack.enter_async_context(
             _site(app, settings.bind_address, settings.port, settings, ssl_context=context)
@@ -159,7 +164,20 @@ async def serve(
             settings.health_port,
         )
         await stopping.wait()
+        await _drain(stopping, draining, settings.shutdown_delay)
         logger.info("shutting down")
+
+
+async def _drain(stopping: asyncio.Event, draining: asyncio.Event, delay: float) -> None:
+    """Serve on for ``delay`` seconds after the signal, not ready, while the endpoints (and
+    kube-proxy, where it routes the Service) drop this replica; a second signal ends it early."""
+    if delay <= 0:
+        return
+    draining.set()
+    stopping.clear()
+    logger.info("draining for %.0fs: not ready, closing connections after each review", delay)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), delay)
 
 
 def _inventory(

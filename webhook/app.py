@@ -47,6 +47,7 @@ _CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 _PLACEMENT = web.AppKey("placement", Placement)
 _DECISIONS = web.AppKey("decisions", DecisionCache)
 _SERVING: web.AppKey[Callable[[], bool]] = web.AppKey("serving")
+_DRAINING: web.AppKey[Callable[[], bool]] = web.AppKey("draining")
 _WATCHES: web.AppKey[WatchSource] = web.AppKey("watches")
 METRICS = web.AppKey("metrics", WebhookMetrics)
 
@@ -62,11 +63,15 @@ def create_app(
     metrics: WebhookMetrics | None = None,
     horizon_hours: int = DEFAULT_HORIZON_HOURS,
     workloads: Callable[[], Workloads] = lambda: EMPTY,
+    draining: Callable[[], bool] = lambda: False,
 ) -> web.Application:
     """The admission app. Serve it with an SSL context (the API server only calls HTTPS).
 
     ``workloads`` gives the StatefulSets, namespaces and bound pods read pools are sized from
-    (``shared.cluster.kube.KubeWorkloads.state``); none without a cluster."""
+    (``shared.cluster.kube.KubeWorkloads.state``); none without a cluster. While ``draining``
+    holds, each response closes its connection: the API server keeps idle connections to a
+    replica after its endpoint is gone, and one closed after a response is never reused, whereas
+    one closed while idle can meet a review already on its way."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_JSON_ERRORS])
     app[_SNAPSHOT_SOURCE] = snapshot_source
     app[_INVENTORY] = inventory
@@ -79,6 +84,7 @@ def create_app(
     )
     app[_DECISIONS] = DecisionCache()
     app[METRICS] = metrics or WebhookMetrics()
+    app[_DRAINING] = draining
     app.router.add_post(MUTATE_PATH, _mutate)
     return app
 
@@ -91,6 +97,7 @@ def create_health_app(
     metrics: WebhookMetrics,
     serving: Callable[[], bool] = lambda: True,
     watches: WatchSource = tuple,
+    draining: Callable[[], bool] = lambda: False,
 ) -> web.Application:
     """``/healthz``, ``/readyz`` and ``/metrics`` on plain HTTP, for probes and Prometheus.
 
@@ -98,6 +105,7 @@ def create_health_app(
     first, and a replica must not be ready (and get traffic) before ``/mutate`` answers.
     ``watches`` gives the workload watches (``KubeWorkloads.stats``; none without a cluster):
     a replica is ready once each has listed, since read pools get preferred terms only before.
+    ``draining``: the replica got SIGTERM and serves only until its endpoint is gone.
     """
     metrics.bind(snapshot_source=snapshot_source, inventory=inventory, clock=clock, watches=watches)
     app = web.Application(middlewares=[_JSON_ERRORS])
@@ -106,6 +114,7 @@ def create_health_app(
     app[METRICS] = metrics
     app[_SERVING] = serving
     app[_WATCHES] = watches
+    app[_DRAINING] = draining
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
@@ -141,9 +150,12 @@ async def _mutate(request: web.Request) -> web.Response:
             admission.outcome,
             request.query.get("timeout"),
         )
-    return web.Response(
+    response = web.Response(
         body=encode_review(admission.response), content_type="application/json", charset="utf-8"
     )
+    if app[_DRAINING]():
+        response.force_close()
+    return response
 
 
 async def _body(request: web.Request) -> bytes:
@@ -163,6 +175,8 @@ async def _healthz(request: web.Request) -> web.Response:
 
 async def _readyz(request: web.Request) -> web.Response:
     reasons: list[str] = []
+    if request.app[_DRAINING]():
+        reasons.append("shutting down")
     if not request.app[_SERVING]():
         reasons.append("HTTPS site not serving yet")
     reasons += not_ready_reasons(request.app[_SNAPSHOT_SOURCE], request.app[_INVENTORY])

@@ -134,8 +134,14 @@ class WebhookSettings(EnvSettings):
     max_body_bytes: Annotated[int, values.integer(low=1024 * 1024)] = 8 * 1024 * 1024
     """Largest AdmissionReview accepted. A big pod's review exceeds aiohttp's 1 MiB default."""
 
+    shutdown_delay: Annotated[float, values.number(low=0.0)] = 5.0
+    """Seconds a replica keeps serving after SIGTERM, not ready and closing each connection after
+    its response: the kubelet signals the pod and the endpoints drop it independently, so reviews
+    keep arriving for a moment (longer where kube-proxy routes the Service). A second signal ends
+    the wait."""
+
     shutdown_timeout: Annotated[float, values.number(low=0.0)] = 10.0
-    """Seconds in-flight requests get after SIGTERM before connections are closed."""
+    """Seconds in-flight requests get, once the delay is over, before connections are closed."""
 
     log_level: Annotated[str, values.upper_text()] = "INFO"
     """Python logging level."""

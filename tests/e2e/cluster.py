@@ -240,8 +240,12 @@ class ControlPlane:
         etcd_prefix: str = "/registry",
         pods: bool = True,
         controllers: Sequence[str] = ("*",),
+        aggregator_routing: bool = False,
     ) -> None:
         self.binaries = binaries
+        # Webhooks registered by Service are then called on the Service's endpoint addresses,
+        # as a cluster's network would route its ClusterIP; nothing here routes ClusterIPs.
+        self.aggregator_routing = aggregator_routing
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="stellar-carbon-e2e-"))
         self.start_timeout = start_timeout
@@ -424,6 +428,7 @@ class ControlPlane:
             "--requestheader-extra-headers-prefix=X-Remote-Extra-",
             f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
             f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
+            *(["--enable-aggregator-routing=true"] if self.aggregator_routing else []),
         ]
 
     def _controller_manager_args(self) -> list[str]:
@@ -529,6 +534,13 @@ class ControlPlane:
         )
         configuration.ssl_ca_cert = str(self.ca_path)
         return configuration
+
+    def pid(self, name: str) -> int:
+        """The process id of a running component (``etcd``, ``kube-apiserver``, ...)."""
+        for component in self._components:
+            if component.name == name and component.process.poll() is None:
+                return component.process.pid
+        raise ControlPlaneError(f"{name} is not running")
 
     # logs
 

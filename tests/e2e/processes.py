@@ -138,16 +138,24 @@ class LocalService:
         if self._process is not None:
             self._process.wait()
 
-    def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after ``grace`` seconds; idempotent."""
+    def signal_stop(self) -> None:
+        """SIGTERM, as the kubelet sends it once, without waiting for the exit."""
+        self._signal(signal.SIGTERM)
+
+    def wait_stopped(self, grace: float = 10.0) -> None:
+        """Wait ``grace`` seconds for the process to exit, then SIGKILL it."""
         process = self._process
         if process is not None and process.poll() is None:
-            self._signal(signal.SIGTERM)
             try:
                 process.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 self.kill()
         self._close_log()
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; idempotent."""
+        self.signal_stop()
+        self.wait_stopped(grace)
 
     def log_tail(self, lines: int = 80) -> str:
         return f"--- {self.log_path} (last {lines} lines) ---\n{log_tail(self.log_path, lines)}"

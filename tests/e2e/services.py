@@ -59,6 +59,8 @@ def webhook_env(
         "STELLAR_CARBON_WEBHOOK_CONFIG_NAME": config_name,
         # Short, so a restricted pod left Pending is reported within a test's patience.
         "STELLAR_CARBON_WEBHOOK_UNSCHEDULABLE_GRACE": "2",
+        # Registered by URL, no endpoints drop it: a restart need not wait out the drain.
+        "STELLAR_CARBON_WEBHOOK_SHUTDOWN_DELAY": "0",
         **carbon,
     }
 

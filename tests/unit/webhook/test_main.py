@@ -38,19 +38,40 @@ async def _accepts(port: int) -> bool:
     return True
 
 
-async def test_the_service_starts_serves_and_stops(
-    tmp_path: Path, serving: KeyPair, client_ssl: ssl.SSLContext
-) -> None:
-    (tmp_path / "tls.crt").write_bytes(serving.cert_pem)
-    (tmp_path / "tls.key").write_bytes(serving.key_pem)
-    settings = WebhookSettings(
+def _settings(cert_dir: Path, serving: KeyPair, *, shutdown_delay: float) -> WebhookSettings:
+    (cert_dir / "tls.crt").write_bytes(serving.cert_pem)
+    (cert_dir / "tls.key").write_bytes(serving.key_pem)
+    return WebhookSettings(
         port=free_port(),
         health_port=free_port(),
         bind_address="127.0.0.1",
-        cert_dir=str(tmp_path),
+        cert_dir=str(cert_dir),
         inventory=InventorySource.DEMO,
+        shutdown_delay=shutdown_delay,
         shutdown_timeout=1.0,
     )
+
+
+async def _until_ready(
+    session: aiohttp.ClientSession, settings: WebhookSettings, task: asyncio.Task[None]
+) -> None:
+    while True:
+        try:
+            async with session.get(f"http://127.0.0.1:{settings.health_port}/readyz") as response:
+                # Ready speaks for the carbon data and the inventory; the HTTPS site opens a
+                # moment later, so wait for both.
+                if response.status == 200 and await _accepts(settings.port):
+                    return
+        except aiohttp.ClientConnectionError:
+            pass
+        assert not task.done(), "serve() ended before becoming ready"
+        await asyncio.sleep(0.05)
+
+
+async def test_the_service_starts_serves_and_stops(
+    tmp_path: Path, serving: KeyPair, client_ssl: ssl.SSLContext
+) -> None:
+    settings = _settings(tmp_path, serving, shutdown_delay=0.0)
     stopping = asyncio.Event()
     task = asyncio.create_task(
         serve(settings, CarbonSettings(providers=("mock", "static")), stopping=stopping)
@@ -62,18 +83,7 @@ async def test_the_service_starts_serves_and_stops(
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_ssl)) as session,
             asyncio.timeout(30),
         ):
-            while True:
-                try:
-                    async with session.get(f"{health}/readyz") as response:
-                        # Ready speaks for the carbon data and the inventory; the HTTPS site
-                        # opens a moment later, so wait for both.
-                        if response.status == 200 and await _accepts(settings.port):
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                assert not task.done(), "serve() ended before becoming ready"
-                await asyncio.sleep(0.05)
-
+            await _until_ready(session, settings, task)
             async with session.post(mutate, data=EXAMPLE.read_bytes()) as response:
                 assert response.status == 200
                 body = await response.json()
@@ -86,6 +96,52 @@ async def test_the_service_starts_serves_and_stops(
     assert body["response"]["uid"] == json.loads(EXAMPLE.read_text())["request"]["uid"]
     assert decode_patch(body)[0]["path"] == "/spec/affinity"
     assert 'stellar_carbon_webhook_admissions_total{outcome="mutated"} 1.0' in metrics
+
+
+async def test_after_the_signal_a_replica_drains_unready_still_answering_until_signalled_again(
+    tmp_path: Path, serving: KeyPair, client_ssl: ssl.SSLContext
+) -> None:
+    settings = _settings(tmp_path, serving, shutdown_delay=60.0)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(
+        serve(settings, CarbonSettings(providers=("mock", "static")), stopping=stopping)
+    )
+    health = f"http://127.0.0.1:{settings.health_port}"
+    mutate = f"https://127.0.0.1:{settings.port}/mutate?timeout=2s"
+    try:
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_ssl)) as session,
+            asyncio.timeout(30),
+        ):
+            await _until_ready(session, settings, task)
+            async with session.post(mutate, data=EXAMPLE.read_bytes()) as response:
+                kept_alive = response.headers.get("Connection", "keep-alive").lower()
+                await response.read()
+
+            stopping.set()  # SIGTERM
+            while True:
+                async with session.get(f"{health}/readyz") as response:
+                    if response.status == 503:
+                        unready = await response.json()
+                        break
+                await asyncio.sleep(0.05)
+            async with session.post(mutate, data=EXAMPLE.read_bytes()) as response:
+                draining = (response.status, response.headers.get("Connection", "").lower())
+                body = await response.json()
+            assert not task.done()
+
+            stopping.set()  # a second signal
+            await asyncio.wait_for(task, 10)
+    finally:
+        stopping.set()
+        if not task.done():
+            task.cancel()
+
+    assert kept_alive == "keep-alive"
+    assert "shutting down" in json.dumps(unready)
+    assert draining == (200, "close")
+    assert decode_patch(body)[0]["path"] == "/spec/affinity"
+    assert not await _accepts(settings.port)
 
 
 def test_bad_settings_exit_with_code_2_naming_the_variable(

@@ -154,6 +154,21 @@ async def test_a_second_pass_changes_nothing(fake: FakeKube, api: ApiClient) -> 
     ]
 
 
+async def test_a_configuration_re_created_without_the_ca_gets_it_back_at_the_next_check(
+    fake: FakeKube, api: ApiClient
+) -> None:
+    manager, _ = replica(api, MovableClock())
+    stored = await manager.ensure()
+    fake.configurations["stellar-carbon-webhook"] = webhook_configuration(
+        "stellar-carbon-webhook", "pods.stellar.org", "pods-dry-run.stellar.org"
+    )
+    assert ca_bundles(fake) == [None, None]
+
+    await manager.ensure()
+
+    assert ca_bundles(fake) == [base64.b64encode(stored.ca_bundle).decode()] * 2
+
+
 async def test_serving_certificate_is_renewed_when_a_third_of_its_life_is_left(
     fake: FakeKube, api: ApiClient
 ) -> None:
