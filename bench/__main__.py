@@ -1,9 +1,10 @@
-"""``python -m bench [--quick] [--only admission,carbon,...,readpool-model,readpool-kube]``.
+"""``python -m bench [--quick] [--only admission,carbon,...,readpool-kube,follow-model]``.
 
 Runs the chosen parts in order and writes ``bench/results/latest.json`` and ``latest.md``. With
 ``--only``, parts not run keep their previous results in those files. ``--quick`` (a couple of
 minutes) shortens every measurement and skips the carbon part's real-scheduler replay; the
-read pools' (``readpool-kube``) runs one simulated day instead of two weeks. Both need the
+read pools' (``readpool-kube``) runs one simulated day instead of two weeks, and following the
+grid (``follow-model``) one week without its sensitivity rows. Both need the
 control-plane binaries (``make bench`` provides them through ``STELLAR_CARBON_BIN``).
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import admission, carbon, growth, readpool, reporter, results
+from bench import admission, carbon, follow, growth, readpool, reporter, results
 from shared.core.clock import rfc3339
 
 logger = logging.getLogger("bench")
@@ -31,6 +32,7 @@ PARTS: dict[str, Callable[[bool], Awaitable[dict[str, Any]]]] = {
     "growth": growth.run,
     "readpool-model": readpool.run,
     "readpool-kube": lambda quick: _readpool_kube(quick),
+    "follow-model": follow.run,
 }
 
 
@@ -125,6 +127,11 @@ def _headline(parts: dict[str, Any]) -> dict[str, Any]:
         }
     if result("growth"):
         headline["growth"] = result("growth")["growth_factor"]
+    if result("follow-model"):
+        headline["follow"] = {
+            case: {key: verdict[key] for key in ("fraction_of_oracle", "evictions_per_replica_day")}
+            for case, verdict in result("follow-model")["targets"].items()
+        }
     return headline
 
 

@@ -96,6 +96,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         ("growth", _growth),
         ("readpool-model", _readpool),
         ("readpool-kube", _readpool_kube),
+        ("follow-model", _follow),
     ):
         part = parts.get(name)
         if part is None:
@@ -344,6 +345,28 @@ def _readpool_kube(r: Mapping[str, Any]) -> list[str]:
         "",
         f"Targets (default arm: >= 95 % of the oracle, 0 unserved beyond agnostic, 0 Pending "
         f"because of the webhook) met in {len(met)} of {len(r['targets'])} cases: "
+        + (", ".join(met) or "none")
+        + ".",
+        "",
+    ]
+
+
+def _follow(r: Mapping[str, Any]) -> list[str]:
+    from bench.follow import table  # the following-the-grid replay renders its own rows
+
+    profile, tiers = r["profile"], r["tier_policy"]
+    met = [case for case, verdict in r["targets"].items() if verdict["met"]]
+    return [
+        f"Weeks {', '.join(r['weeks'])}; descheduler every {profile['interval_minutes']} min, "
+        f"minPodAge {profile['min_pod_age_minutes']} min, PDB replicas - "
+        f"{profile['unavailable']}, catch-up {profile['catch_up_minutes']} min; tiers band "
+        f"{tiers['band']:g}, step {tiers['step']:g}, margin {tiers['margin']:g}, dwell "
+        f"{tiers['dwell_hours']:g} h. Method in docs/benchmarks.md.",
+        "",
+        *table(r),
+        "",
+        f"Targets (following: >= 95 % of the oracle, <= 1 eviction / replica / day, never below "
+        f"minAvailable) met in {len(met)} of {len(r['targets'])} cases: "
         + (", ".join(met) or "none")
         + ".",
         "",
