@@ -4,7 +4,7 @@ Runs the chosen parts in order and writes ``bench/results/latest.json`` and ``la
 ``--only``, parts not run keep their previous results in those files. ``--quick`` (a couple of
 minutes) shortens every measurement and skips the carbon part's real-scheduler replay; the
 read pools' (``readpool-kube``) runs one simulated day instead of two weeks, and following the
-grid (``follow-model``) one week without its sensitivity rows. Both need the
+grid (``follow-model``) one 2024 week, without its sensitivity rows or 2023. Both need the
 control-plane binaries (``make bench`` provides them through ``STELLAR_CARBON_BIN``).
 """
 

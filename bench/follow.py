@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.carbon import FORECAST_HOURS, HOURS, SEED, WEEKS, fleet_regions
+from bench.carbon import FORECAST_HOURS, HOURS, SEED, WEEKS, WEEKS_2023, fleet_regions
 from bench.descheduler import Profile
 from bench.follow_replay import Tally, Week, run_week, total
 from bench.readpool import SHAPES, operator_pool
@@ -97,30 +97,37 @@ def _r(value: float, digits: int = 4) -> float | None:
 
 
 async def run(quick: bool) -> dict[str, Any]:
-    """Every shape × pool × policy over the four seasonal weeks, with the sensitivity rows;
-    ``quick``: the first week, pools 3 and 6, no sensitivity rows."""
+    """Every shape × pool × policy over the four seasonal weeks of 2024, with the sensitivity
+    rows, and of 2023 without them; ``quick``: the first week of 2024, pools 3 and 6, no
+    sensitivity rows."""
     policy = TierPolicy()
-    infos = fleet_regions()
-    pool = operator_pool()
-    weeks = WEEKS[:1] if quick else WEEKS
     pools = POOLS[:2] if quick else POOLS
-    variants = {} if quick else VARIANTS
-    traces = {}
-    for week in weeks:
-        start = datetime.fromisoformat(week).replace(tzinfo=UTC)
-        traces[week] = await build_traces(infos, start, HOURS + FORECAST_HOURS, seed=SEED)
     result: dict[str, Any] = {
-        "weeks": list(weeks),
         "hours_per_week": HOURS,
         "profile": dataclasses.asdict(PROFILE),
         "tier_policy": _policy(policy),
         "variants": {
             name: {"profile": dataclasses.asdict(p), "tier_policy": _policy(t)}
-            for name, (p, t) in variants.items()
+            for name, (p, t) in ({} if quick else VARIANTS).items()
         },
-        "shapes": {},
-        "targets": {},
+        **await _replay(WEEKS[:1] if quick else WEEKS, pools, {} if quick else VARIANTS),
     }
+    if not quick:
+        result["2023"] = await _replay(WEEKS_2023, pools, {})
+    return result
+
+
+async def _replay(
+    weeks: Sequence[str], pools: Sequence[int], variants: Mapping[str, tuple[Profile, TierPolicy]]
+) -> dict[str, Any]:
+    """One set of weeks: every shape and pool, and following's targets per case."""
+    infos = fleet_regions()
+    pool = operator_pool()
+    traces = {}
+    for week in weeks:
+        start = datetime.fromisoformat(week).replace(tzinfo=UTC)
+        traces[week] = await build_traces(infos, start, HOURS + FORECAST_HOURS, seed=SEED)
+    result: dict[str, Any] = {"weeks": list(weeks), "shapes": {}, "targets": {}}
     for shape, per_zone in SHAPES.items():
         fleet = build_fleet(
             [replica_region(info) for info in infos], nodes_per_region=3 * per_zone, seed=SEED
@@ -130,7 +137,7 @@ async def run(quick: bool) -> dict[str, Any]:
         for size in pools:
             per_week = {
                 week: run_week(
-                    Week(model, pool, traces[week], infos, size), PROFILE, policy, variants
+                    Week(model, pool, traces[week], infos, size), PROFILE, TierPolicy(), variants
                 )
                 for week in weeks
             }
@@ -186,6 +193,29 @@ def table(result: Mapping[str, Any]) -> list[str]:
                     f"{row['following']['evictions_per_replica_day']:.2f} |"
                 )
     return lines
+
+
+def table_2023(result: Mapping[str, Any]) -> list[str]:
+    """Markdown rows for the 2023 weeks: per shape and pool, the policies over all four."""
+    lines = [
+        "| shape | pool | create-time | following | evictions / replica / day (futile) "
+        "| ranked-hourly | oracle |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for shape, entry in result["shapes"].items():
+        for size, rows in entry["pools"].items():
+            r = rows["all_weeks"]
+            lines.append(
+                f"| {shape} | {size} | {_both(r['create-time'])} | {_both(r['following'])} | "
+                f"{r['following']['evictions_per_replica_day']:.2f} "
+                f"({r['following']['futile_evictions']}) | {_both(r['ranked-hourly'])} | "
+                f"{_pct(r['oracle']['reduction_vs_agnostic'])} |"
+            )
+    return lines
+
+
+def _both(row: Mapping[str, Any]) -> str:
+    return f"{_pct(row['reduction_vs_agnostic'])} / {_pct(row['fraction_of_oracle'])}"
 
 
 def _pct(value: float | None) -> str:

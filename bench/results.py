@@ -370,6 +370,24 @@ def _follow(r: Mapping[str, Any]) -> list[str]:
         + (", ".join(met) or "none")
         + ".",
         "",
+        *_follow_2023(r.get("2023")),
+    ]
+
+
+def _follow_2023(r: Mapping[str, Any] | None) -> list[str]:
+    from bench.follow import table_2023
+
+    if not r:
+        return []
+    met = [case for case, verdict in r["targets"].items() if verdict["met"]]
+    return [
+        f"Weeks {', '.join(r['weeks'])} (2023 data), reduction vs agnostic / fraction of the "
+        "oracle:",
+        "",
+        *table_2023(r),
+        "",
+        f"Targets met in {len(met)} of {len(r['targets'])} cases: " + (", ".join(met) or "none"),
+        "",
     ]
 
 

@@ -15,7 +15,7 @@ from bench.follow_replay import Week, oracle_nodes, run_week
 from bench.readpool import operator_pool
 from bench.replay import build_fleet, replica_region
 from bench.spread import zoned
-from bench.traces import Traces
+from bench.traces import Traces, build_traces, measured
 from shared.scoring.ranking import PreferenceTerm
 from shared.scoring.tiers import TierPolicy
 from webhook.follow import tier_terms
@@ -159,3 +159,21 @@ def test_a_grid_that_never_changes_moves_nothing() -> None:
     tallies = run_week(week(steady, size=2), PROFILE, TierPolicy(), {})
     assert tallies["following"].evictions == 0
     assert tallies["following"].grams == pytest.approx(tallies["create-time"].grams)
+
+
+# --- the grid data of 2023 ------------------------------------------------------------------------
+
+
+async def test_a_replay_starting_in_2023_reads_2023s_measured_hours() -> None:
+    start = datetime(2023, 1, 16, tzinfo=UTC)
+    traces = await build_traces(INFOS, start, 48)
+    later = await build_traces(INFOS, start.replace(year=2024, day=15), 48)
+    assert set(traces.sources.values()) == {"electricitymaps-2023"}
+    assert set(later.sources.values()) == {"electricitymaps-2024"}
+    assert traces.values["DE"] != later.values["DE"]
+    assert traces.values["DE"] == measured("DE", start, 48)
+
+
+def test_a_year_without_shipped_data_is_refused() -> None:
+    with pytest.raises(ValueError, match="no hourly grid data for 2022"):
+        measured("DE", datetime(2022, 6, 1, tzinfo=UTC), 24)
