@@ -1,11 +1,12 @@
-"""``python -m bench [--quick] [--only admission,carbon,...,envelope,apiserver-load]``.
+"""``python -m bench [--quick] [--only admission,carbon,...,apiserver-load,follow-model]``.
 
 Runs the chosen parts in order and writes ``bench/results/latest.json`` and ``latest.md``. With
 ``--only``, parts not run keep their previous results in those files. ``--quick`` (a couple of
 minutes) shortens every measurement and skips the carbon part's real-scheduler replay; the
 read pools' (``readpool-kube``) runs one simulated day instead of two weeks; the envelope's
-seeds a tenth of 5,000 nodes and 150,000 pods, and the API server load (``apiserver-load``) runs
-one round instead of three. Those four need the control-plane binaries
+seeds a tenth of 5,000 nodes and 150,000 pods, the API server load (``apiserver-load``) runs
+one round instead of three, and following the grid (``follow-model``) one 2024 week, without
+its sensitivity rows or 2023. The real-control-plane parts need its binaries
 (``make bench`` provides them through ``STELLAR_CARBON_BIN``).
 """
 
@@ -21,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import admission, carbon, growth, readpool, reporter, results
+from bench import admission, carbon, follow, growth, readpool, reporter, results
 from shared.core.clock import rfc3339
 
 logger = logging.getLogger("bench")
@@ -35,6 +36,7 @@ PARTS: dict[str, Callable[[bool], Awaitable[dict[str, Any]]]] = {
     "readpool-kube": lambda quick: _readpool_kube(quick),
     "envelope": lambda quick: _envelope(quick),
     "apiserver-load": lambda quick: _apiserver_load(quick),
+    "follow-model": follow.run,
 }
 
 
@@ -140,6 +142,11 @@ def _headline(parts: dict[str, Any]) -> dict[str, Any]:
             "burst_added_p99_ms": r["burst"]["added_p99_ms"],
             "failed_creations": r["targets"]["failed_creations"]["value"],
             "unpatched_selected_pods": r["targets"]["unpatched_selected_pods"]["value"],
+        }
+    if result("follow-model"):
+        headline["follow"] = {
+            case: {key: verdict[key] for key in ("fraction_of_oracle", "evictions_per_replica_day")}
+            for case, verdict in result("follow-model")["targets"].items()
         }
     return headline
 

@@ -66,6 +66,8 @@ REGIONS: tuple[tuple[Cloud, str], ...] = (
 )
 WEEKS = ("2024-01-15", "2024-04-15", "2024-07-15", "2024-10-14")
 """Mondays, one week per season."""
+WEEKS_2023 = ("2023-01-16", "2023-04-17", "2023-07-17", "2023-10-16")
+"""The same Mondays a year earlier, for replays that also run on 2023's data."""
 HOURS = 168
 FORECAST_HOURS = 48
 CONCURRENCY = 16

@@ -57,6 +57,7 @@ from bench.readpool import (
     SHAPES,
     hard_rules,
     lives,
+    main_node,
     operator_pool,
     policies,
     replicas_at,
@@ -64,7 +65,6 @@ from bench.readpool import (
 )
 from bench.replay import (
     Decision,
-    Fleet,
     Outcome,
     build_fleet,
     fraction_of_oracle,
@@ -135,11 +135,6 @@ def _fake_nodes(model: ZonedFleet) -> list[FakeNode]:
         )
         for node in fleet.nodes
     ]
-
-
-def main_node(fleet: Fleet) -> str:
-    """Where the model puts the StellarNode's main pod: the least allocated node."""
-    return min(fleet.nodes, key=lambda n: (n.background_millis / n.cpu_millis, n.name)).name
 
 
 def _main_manifest(node: str) -> dict[str, Any]:

@@ -38,6 +38,7 @@ import yaml
 from bench.carbon import FORECAST_HOURS, HOURS, SEED, WEEKS, fleet_regions
 from bench.replay import (
     Decision,
+    Fleet,
     Outcome,
     PodSpec,
     RankedPolicy,
@@ -206,7 +207,7 @@ def run_pool(
     rules = hard_rules(pool)
     life = lives(size, seed=seed)
     fleet = model.fleet
-    main = min(fleet.nodes, key=lambda n: (n.background_millis / n.cpu_millis, n.name))
+    main = main_node(fleet)
     pods: dict[int, _Pod] = {}
     grams = 0.0
     served = wanted = created = never = 0
@@ -222,12 +223,12 @@ def run_pool(
             pod = pods.get(ordinal)
             if pod is None:
                 end = min(hours, hour + life())
-                creation = _creation(model, pool, pods, main.name, hour, end, size)
+                creation = _creation(model, pool, pods, main, hour, end, size)
                 pod = pods[ordinal] = _Pod(ordinal, hour, end, decide(creation))
                 created += 1
             if pod.node is None:
                 matching = Counter(p.node for p in pods.values() if p.node is not None)
-                matching[main.name] += 1
+                matching[main] += 1
                 used = {node: count * pool.cpu_millis for node, count in matching.items()}
                 node = place_spread(pod.decision, model, rules, matching, used, pool.cpu_millis)
                 if node is None:
@@ -252,6 +253,11 @@ def run_pool(
     )
 
 
+def main_node(fleet: Fleet) -> str:
+    """Where the model puts the StellarNode's main pod: the least allocated node."""
+    return min(fleet.nodes, key=lambda n: (n.background_millis / n.cpu_millis, n.name)).name
+
+
 def _region_of(model: ZonedFleet, node: str) -> str:
     return next(n.region for n in model.fleet.nodes if n.name == node)
 
@@ -266,6 +272,15 @@ def _creation(
     size: int,
 ) -> Creation:
     bound = [p.node for p in pods.values() if p.node is not None]
+    hosts, placed = pool_view(model, pool, bound, main)
+    return Creation(hour, end, replicas_at(size, hour), hpa_max(size), len(bound), hosts, placed)
+
+
+def pool_view(
+    model: ZonedFleet, pool: PoolConstraints, bound: Sequence[str], main: str
+) -> tuple[tuple[Host, ...], tuple[PlacedPod, ...]]:
+    """What the webhook sees of the cluster for a pool pod: every node with the room the bound
+    pool pods (on ``bound`` nodes) and the main pod (on ``main``) leave, and those pods."""
     use = Counter(bound)
     use[main] += 1  # the main pod is counted as requesting what a read pod does
     hosts = tuple(
@@ -283,7 +298,7 @@ def _creation(
         PlacedPod(main, main_labels),
         *(PlacedPod(node, pool.labels) for node in bound),
     )
-    return Creation(hour, end, replicas_at(size, hour), hpa_max(size), len(bound), hosts, placed)
+    return hosts, placed
 
 
 def describe(outcomes: Mapping[str, Outcome]) -> dict[str, dict[str, Any]]:

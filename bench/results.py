@@ -98,6 +98,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         ("readpool-kube", _readpool_kube),
         ("envelope", _envelope),
         ("apiserver-load", _apiserver_load),
+        ("follow-model", _follow),
     ):
         part = parts.get(name)
         if part is None:
@@ -479,6 +480,46 @@ def _apiserver_load(r: Mapping[str, Any]) -> list[str]:
     )
     lines += _targets(r["targets"])
     return lines
+
+
+def _follow(r: Mapping[str, Any]) -> list[str]:
+    from bench.follow import table  # the following-the-grid replay renders its own rows
+
+    profile, tiers = r["profile"], r["tier_policy"]
+    met = [case for case, verdict in r["targets"].items() if verdict["met"]]
+    return [
+        f"Weeks {', '.join(r['weeks'])}; descheduler every {profile['interval_minutes']} min, "
+        f"minPodAge {profile['min_pod_age_minutes']} min, PDB replicas - "
+        f"{profile['unavailable']}, catch-up {profile['catch_up_minutes']} min; tiers band "
+        f"{tiers['band']:g}, step {tiers['step']:g}, margin {tiers['margin']:g}, dwell "
+        f"{tiers['dwell_hours']:g} h. Method in docs/benchmarks.md.",
+        "",
+        *table(r),
+        "",
+        f"Targets (following: >= 95 % of the oracle, <= 1 eviction / replica / day, never below "
+        f"minAvailable) met in {len(met)} of {len(r['targets'])} cases: "
+        + (", ".join(met) or "none")
+        + ".",
+        "",
+        *_follow_2023(r.get("2023")),
+    ]
+
+
+def _follow_2023(r: Mapping[str, Any] | None) -> list[str]:
+    from bench.follow import table_2023
+
+    if not r:
+        return []
+    met = [case for case, verdict in r["targets"].items() if verdict["met"]]
+    return [
+        f"Weeks {', '.join(r['weeks'])} (2023 data), reduction vs agnostic / fraction of the "
+        "oracle:",
+        "",
+        *table_2023(r),
+        "",
+        f"Targets met in {len(met)} of {len(r['targets'])} cases: " + (", ".join(met) or "none"),
+        "",
+    ]
 
 
 def _targets(targets: Mapping[str, Mapping[str, Any]]) -> list[str]:

@@ -1,9 +1,10 @@
 """Hourly grid intensities to replay, and what a forecaster would have said at each hour.
 
-Measured zones replay Electricity Maps' 2024 hourly lifecycle intensities shipped in
-``shared/data`` (Electricity Maps, ODbL 1.0; see that folder's README). Zones the dataset lacks are
-filled by the mock provider's model (``shared.carbon.providers.mock``), hour by hour, so every
-region of the benchmark fleet has an "actual" series.
+Measured zones replay Electricity Maps' hourly lifecycle intensities of the year the replay starts
+in (2024 or 2023), shipped in ``shared/data`` (Electricity Maps, ODbL 1.0; see that folder's
+README). Zones the dataset lacks are filled by the mock provider's model
+(``shared.carbon.providers.mock``), hour by hour, so every region of the benchmark fleet has an
+"actual" series.
 
 A forecast issued at hour ``h`` is the later actual value times a log-normal error whose log is a
 random walk over lead time, with the mock provider's spread (about 3 % after 1 h, 15 % after 24 h).
@@ -30,8 +31,8 @@ from shared.carbon.providers.mock import FORECAST_ERROR_PER_SQRT_HOUR, MockProvi
 from shared.carbon.snapshot import CarbonSnapshot, RegionCarbon
 from shared.core.models import Forecast, ForecastPoint, Intensity, Provenance, RegionInfo
 
-DATA_FILE = "electricitymaps-hourly-2024.csv.gz"
-MEASURED = "electricitymaps-2024"
+DATA_YEARS = (2023, 2024)
+"""Years of hourly data shipped in ``shared/data``."""
 MODELLED = "mock-model"
 
 ZONE_DATA_ALIASES: Mapping[str, str] = MappingProxyType(
@@ -53,9 +54,16 @@ class _Series:
     values: tuple[float, ...]
 
 
+def data_file(year: int) -> str:
+    """The hourly data file of ``year`` in ``shared/data``."""
+    if year not in DATA_YEARS:
+        raise ValueError(f"no hourly grid data for {year}; shipped: {DATA_YEARS}")
+    return f"electricitymaps-hourly-{year}.csv.gz"
+
+
 @functools.cache
-def _dataset() -> Mapping[str, _Series]:
-    raw = resources.files("shared.data").joinpath(DATA_FILE).read_bytes()
+def _dataset(year: int) -> Mapping[str, _Series]:
+    raw = resources.files("shared.data").joinpath(data_file(year)).read_bytes()
     rows: dict[str, list[tuple[str, float]]] = {}
     with io.TextIOWrapper(gzip.GzipFile(fileobj=io.BytesIO(raw)), encoding="utf-8") as text:
         for row in csv.DictReader(text):
@@ -68,7 +76,7 @@ def _dataset() -> Mapping[str, _Series]:
         first = _parse(items[0][0])
         last = _parse(items[-1][0])
         if (last - first) // _HOUR + 1 != len(items):
-            raise ValueError(f"{DATA_FILE}: {zone} is not a gapless hourly series")
+            raise ValueError(f"{data_file(year)}: {zone} is not a gapless hourly series")
         series[zone] = _Series(first, tuple(value for _, value in items))
     return MappingProxyType(series)
 
@@ -77,10 +85,10 @@ def _parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def dataset_zone(zone: str) -> str | None:
-    """The dataset's key for catalog zone ``zone``, None when the dataset has no such series."""
+def dataset_zone(zone: str, year: int = 2024) -> str | None:
+    """The ``year`` dataset's key for catalog zone ``zone``, None when it has no such series."""
     key = ZONE_DATA_ALIASES.get(zone, zone)
-    return key if key in _dataset() else None
+    return key if key in _dataset(year) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +118,12 @@ class Traces:
 
 
 def measured(zone: str, start: datetime, hours: int) -> tuple[float, ...]:
-    """The dataset's ``hours`` values for ``zone`` from ``start`` (an exact UTC hour)."""
-    key = dataset_zone(zone)
+    """The dataset's ``hours`` values for ``zone`` from ``start`` (an exact UTC hour), from the
+    data of the year ``start`` falls in."""
+    key = dataset_zone(zone, start.year)
     if key is None:
-        raise KeyError(f"no hourly data for zone {zone}")
-    series = _dataset()[key]
+        raise KeyError(f"no {start.year} hourly data for zone {zone}")
+    series = _dataset(start.year)[key]
     offset = (start - series.first) // _HOUR
     if start != series.first + offset * _HOUR:
         raise ValueError(f"{start.isoformat()} is not a whole hour")
@@ -139,7 +148,8 @@ async def modelled(
 async def build_traces(
     regions: Iterable[RegionInfo], start: datetime, hours: int, *, seed: int = 0
 ) -> Traces:
-    """One series per distinct zone of ``regions``: measured when the dataset has it, else mock."""
+    """One series per distinct zone of ``regions``: measured when the dataset of ``start``'s year
+    has it (source ``electricitymaps-<year>``), else mock."""
     values: dict[str, tuple[float, ...]] = {}
     sources: dict[str, str] = {}
     for info in regions:
@@ -148,9 +158,9 @@ async def build_traces(
             raise ValueError(f"{info.key} has no grid zone; it cannot be replayed")
         if zone in values:
             continue
-        if dataset_zone(zone) is not None:
+        if dataset_zone(zone, start.year) is not None:
             values[zone] = measured(zone, start, hours)
-            sources[zone] = MEASURED
+            sources[zone] = f"electricitymaps-{start.year}"
         else:
             values[zone] = await modelled(info, start, hours, seed=seed)
             sources[zone] = MODELLED
