@@ -1,0 +1,234 @@
+"""Where samples live: an SQLite file by default, PostgreSQL when several replicas share one
+history. One code path over both: SQLAlchemy 2 core on asyncio (aiosqlite, asyncpg).
+
+Why SQLAlchemy core: the two databases differ in drivers, parameter styles, upsert spelling and
+transaction quirks, and core hides all four behind one typed query builder without an ORM's
+session and identity map. The only dialect branch left is which ``insert`` builds
+``ON CONFLICT DO NOTHING``, which both databases speak.
+
+Writes are idempotent: a sample whose (kind, subject, hour) is already stored is ignored, so a
+restart, a replay or a second replica writing the same hour keeps the first record of that hour,
+once. Nothing is ever written for an hour that was not sampled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, delete, event, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from reporter.history.samples import Coverage, Kind, Sample
+from reporter.history.schema import MIGRATIONS, samples, schema_version
+from shared.core.errors import truncate
+
+logger = logging.getLogger(__name__)
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
+_WRITING = "stellar_carbon_writing"
+"""Execution option marking a transaction that writes (see ``HistoryStore._begin``)."""
+_MIGRATION_LOCK = 0x5C4_0001
+"""PostgreSQL advisory lock key held while migrating (any constant, the same in every replica)."""
+
+
+class HistoryError(Exception):
+    """The history database could not be opened, migrated, read or written."""
+
+
+def epoch_hour(at: datetime) -> int:
+    """Hours since the Unix epoch of ``at``'s UTC hour."""
+    return int((at - _EPOCH).total_seconds() // 3600)
+
+
+def hour_start(hour: int) -> datetime:
+    return _EPOCH + timedelta(hours=hour)
+
+
+def database_url(location: str) -> str:
+    """The SQLAlchemy URL of a ``postgresql://`` URL or an SQLite file path."""
+    if location.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + location.split("://", 1)[1]
+    return f"sqlite+aiosqlite:///{Path(location)}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRange:
+    """The samples of one kind (and optionally one subject) between two hours, half-open."""
+
+    kind: Kind
+    start: int
+    end: int
+    subject: str | None = None
+
+
+class HistoryStore:
+    """Opens the database, migrates it, and reads and writes samples."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
+
+    @classmethod
+    def open(cls, location: str) -> HistoryStore:
+        """A store over ``location`` (an SQLite path or a ``postgresql://`` URL); no I/O yet."""
+        url = make_url(database_url(location))
+        if url.get_backend_name() == "sqlite":
+            Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
+            engine = create_async_engine(url)
+            _sqlite_transactions(engine)
+        else:
+            engine = create_async_engine(url, pool_pre_ping=True, pool_size=4)
+        return cls(engine)
+
+    @property
+    def backend(self) -> str:
+        return self._engine.dialect.name
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    @asynccontextmanager
+    async def _begin(self, *, writing: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A transaction; ``writing`` takes SQLite's write lock at once, so two writers queue
+        (busy timeout) instead of one failing when it upgrades a read lock."""
+        try:
+            async with self._engine.connect() as conn:
+                if writing:
+                    conn = await conn.execution_options(**{_WRITING: True})
+                async with conn.begin():
+                    yield conn
+        except (SQLAlchemyError, OSError) as e:
+            # The driver's own message, never SQLAlchemy's (which quotes the statement and its
+            # parameters); neither holds the URL's password.
+            cause = getattr(e, "orig", None) or e
+            raise HistoryError(f"{self.backend}: {truncate(str(cause))}") from e
+
+    async def migrate(self) -> int:
+        """Apply every migration not applied yet; the schema version afterwards."""
+        async with self._begin(writing=True) as conn:
+            return await conn.run_sync(self._migrate)
+
+    def _migrate(self, conn: Connection) -> int:
+        if self._postgres:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        schema_version.create(conn, checkfirst=True)
+        applied = set(conn.scalars(select(schema_version.c.version)))
+        for migration in MIGRATIONS:
+            if migration.version in applied:
+                continue
+            migration.apply(conn)
+            conn.execute(
+                insert(schema_version).values(
+                    version=migration.version,
+                    description=migration.description,
+                    applied_at=datetime.now(UTC),
+                )
+            )
+            logger.info("history schema migrated to version %d", migration.version)
+        return max(m.version for m in MIGRATIONS)
+
+    async def record(self, batch: Sequence[Sample]) -> int:
+        """Store ``batch``; samples already stored for their hour are left as they are.
+        The number newly stored."""
+        if not batch:
+            return 0
+        builder = postgresql.insert if self._postgres else sqlite.insert
+        statement = builder(samples).on_conflict_do_nothing(
+            index_elements=["kind", "subject", "hour"]
+        )
+        async with self._begin(writing=True) as conn:
+            result = await conn.execute(
+                statement.returning(samples.c.hour), [_row(s) for s in batch]
+            )
+            return len(result.all())
+
+    async def recorded(self, hour: datetime) -> bool:
+        """Whether any sample of ``hour`` is stored."""
+        async with self._begin() as conn:
+            found = await conn.scalar(
+                select(samples.c.hour).where(samples.c.hour == epoch_hour(hour)).limit(1)
+            )
+        return found is not None
+
+    async def prune(self, before: datetime) -> int:
+        """Delete the samples of hours before ``before``; the number deleted."""
+        async with self._begin(writing=True) as conn:
+            result = await conn.execute(delete(samples).where(samples.c.hour < epoch_hour(before)))
+        return int(result.rowcount or 0)
+
+    async def read(self, wanted: StoredRange) -> list[Sample]:
+        """The stored samples of ``wanted``, by hour then subject."""
+        query = (
+            select(samples)
+            .where(samples.c.kind == wanted.kind.value)
+            .where(samples.c.hour >= wanted.start, samples.c.hour < wanted.end)
+            .order_by(samples.c.hour, samples.c.subject)
+        )
+        if wanted.subject is not None:
+            query = query.where(samples.c.subject == wanted.subject)
+        async with self._begin() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_sample(row) for row in rows]
+
+
+def _row(sample: Sample) -> dict[str, Any]:
+    return {
+        "kind": sample.kind.value,
+        "subject": sample.subject,
+        "hour": epoch_hour(sample.hour),
+        "members": sample.members,
+        "energy_wh": sample.energy_wh,
+        "grams": sample.grams,
+        "coverage": sample.coverage.value,
+        "intensity": sample.intensity,
+        "source": sample.source,
+        "pue": sample.pue,
+        "baseline_grams": sample.baseline_grams,
+        "placement": json.dumps(dict(sample.placement)) if sample.placement is not None else None,
+    }
+
+
+def _sample(row: Any) -> Sample:
+    placement = row["placement"]
+    return Sample(
+        hour=hour_start(row["hour"]),
+        kind=Kind(row["kind"]),
+        subject=row["subject"],
+        members=row["members"],
+        energy_wh=row["energy_wh"],
+        grams=row["grams"],
+        coverage=Coverage(row["coverage"]),
+        intensity=row["intensity"],
+        source=row["source"],
+        pue=row["pue"],
+        baseline_grams=row["baseline_grams"],
+        placement=json.loads(placement) if placement is not None else None,
+    )
+
+
+def _sqlite_transactions(engine: AsyncEngine) -> None:
+    """Let SQLite's own BEGIN/COMMIT govern transactions (DDL included), in WAL mode so readers
+    never wait for the recorder. Python's sqlite3 module otherwise commits before DDL on its own."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Connection) -> None:
+        writing = conn.get_execution_options().get(_WRITING, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
