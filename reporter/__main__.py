@@ -19,6 +19,7 @@ from kubernetes_asyncio.client import ApiClient
 from reporter.app import CleanupContext, create_app
 from reporter.errors import JsonErrorRunner
 from reporter.health import RefresherHealth
+from reporter.history.store import HistoryStore
 from reporter.settings import InventorySource, ReporterSettings
 from reporter.usage import NodeMetricsPoller
 from shared.cluster.demo import demo_inventory
@@ -90,6 +91,7 @@ async def build_app(
         usage=usage,
         provider_errors=lambda: runtime.chain.error_kinds,
         background=background,
+        history=HistoryStore.open(settings.history_url.reveal()),
     )
 
 

@@ -17,6 +17,7 @@ from reporter import openapi, params
 from reporter.errors import BadParameter, RegionNotFound
 from reporter.forecast import optimal_windows, points_within, rolling_average
 from reporter.health import HealthSource, carbon_check, health_json, kubernetes_check
+from reporter.history.recorder import HistoryRecorder
 from reporter.placement import placement_json
 from reporter.regions import RegionLookup
 from reporter.settings import MAX_PAGE_SIZE, ReporterSettings
@@ -45,6 +46,7 @@ class Reporter:
     health_source: HealthSource | None
     registry: CollectorRegistry
     requests: Counter
+    history: HistoryRecorder | None = None
 
 
 REPORTER = web.AppKey("reporter", Reporter)
@@ -175,6 +177,8 @@ async def health(request: web.Request) -> web.Response:
     ]
     if state.health_source is not None:
         checks.extend(state.health_source.checks())
+    if state.history is not None:
+        checks.append(state.history.check())
     body, status = health_json(checks, now=now)
     return _json(body, status)
 

@@ -50,6 +50,7 @@ def main() -> int:
         STELLAR_CARBON_WEBHOOK_BIND_ADDRESS=args.bind,
         STELLAR_CARBON_REPORTER_INVENTORY=args.inventory,
         STELLAR_CARBON_REPORTER_HOST=args.bind,
+        STELLAR_CARBON_REPORTER_HISTORY_URL=str(LOCAL / "history.db"),
     )
     children = {
         name: subprocess.Popen([sys.executable, "-m", name], env=env)

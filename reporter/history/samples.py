@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from reporter.footprints import READ_REPLICA, NodeFootprint
-from reporter.placement import replica_placement, replica_watts
-from shared.carbon.snapshot import CarbonSnapshot
+from reporter.placement import ReplicaPlacement, replica_watts
 from shared.cluster.inventory import PodInfo
 from shared.cluster.pods import pod_role
 from shared.core.models import Freshness
@@ -110,23 +109,21 @@ class _Sum:
     members: int = 0
     energy_wh: float = 0.0
     grams: float | None = None
-    coverage: list[Coverage] | None = None
+    coverage: list[Coverage] = field(default_factory=list)
 
     def add(self, fp: NodeFootprint) -> None:
         self.members += 1
         self.energy_wh += fp.power.watts * fp.pue
         if fp.emissions is not None:
             self.grams = (self.grams or 0.0) + fp.emissions.g_per_hour
-        if self.coverage is None:
-            self.coverage = []
         self.coverage.append(_node_coverage(fp))
 
 
 def hourly_samples(
     footprints: Iterable[NodeFootprint],
     pods: Iterable[PodInfo],
+    placement: ReplicaPlacement,
     *,
-    snapshot: CarbonSnapshot,
     at: datetime,
 ) -> list[Sample]:
     """The samples of ``at``'s hour: one per region with nodes, one per node role, and one for the
@@ -149,7 +146,7 @@ def hourly_samples(
             total.members,
             total.energy_wh,
             total.grams,
-            worst(total.coverage or ()),
+            worst(total.coverage),
             intensity=fp.intensity.g_per_kwh if fp.intensity is not None else None,
             source=fp.intensity.provenance.label if fp.intensity is not None else None,
             pue=fp.pue,
@@ -158,25 +155,24 @@ def hourly_samples(
         for fp in (first[name],)
     ]
     samples.extend(
-        Sample(hour, Kind.ROLE, name, t.members, t.energy_wh, t.grams, worst(t.coverage or ()))
+        Sample(hour, Kind.ROLE, name, t.members, t.energy_wh, t.grams, worst(t.coverage))
         for name, t in sorted(roles.items())
     )
-    replicas = replica_sample(footprints, tuple(pods), snapshot=snapshot, hour=hour)
+    replicas = replica_sample(footprints, pods, placement, hour=hour)
     if replicas is not None:
         samples.append(replicas)
     return samples
 
 
 def replica_sample(
-    footprints: tuple[NodeFootprint, ...],
-    pods: tuple[PodInfo, ...],
+    footprints: Iterable[NodeFootprint],
+    pods: Iterable[PodInfo],
+    placement: ReplicaPlacement,
     *,
-    snapshot: CarbonSnapshot,
     hour: datetime,
 ) -> Sample | None:
-    """Where the read replicas ran and what they emitted against the even spread, as
-    ``reporter.placement`` computes it; None when no replica's emissions are known."""
-    placement = replica_placement(footprints, pods, snapshot=snapshot, now=hour)
+    """Where the read replicas ran and what they emitted against the even spread, from the
+    placement ``reporter.placement`` computed; None when no replica's emissions are known."""
     if not placement.accounted or placement.g_per_hour is None:
         return None
     by_name = {fp.node.name: fp for fp in footprints}
@@ -185,7 +181,7 @@ def replica_sample(
     coverage: list[Coverage] = []
     for pod in pods:
         fp = by_name.get(pod.node_name) if pod.node_name else None
-        if pod_role(pod.labels) != READ_REPLICA or fp is None or fp.emissions is None:
+        if pod_role(pod.labels) != READ_REPLICA or fp is None or fp.intensity is None:
             continue
         if fp.node.region is None:
             continue

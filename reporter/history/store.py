@@ -83,7 +83,6 @@ class HistoryStore:
         """A store over ``location`` (an SQLite path or a ``postgresql://`` URL); no I/O yet."""
         url = make_url(database_url(location))
         if url.get_backend_name() == "sqlite":
-            Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
             engine = create_async_engine(url)
             _sqlite_transactions(engine)
         else:
@@ -115,6 +114,12 @@ class HistoryStore:
 
     async def migrate(self) -> int:
         """Apply every migration not applied yet; the schema version afterwards."""
+        database = self._engine.url.database
+        if not self._postgres and database:
+            try:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise HistoryError(f"sqlite: cannot create the directory of {database}: {e}") from e
         async with self._begin(writing=True) as conn:
             return await conn.run_sync(self._migrate)
 

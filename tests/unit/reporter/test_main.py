@@ -15,6 +15,7 @@ import pytest
 
 from reporter.__main__ import build_app, main, serve
 from reporter.settings import ReporterSettings
+from shared.core.secret import Secret
 from shared.settings import CarbonSettings
 from tests.unit.reporter.cluster import NOW
 from tests.unit.reporter.contract import call
@@ -23,9 +24,13 @@ API = "/api/v1/sustainability"
 
 
 async def test_the_demo_setup_becomes_healthy_and_reports_the_demo_cluster(
-    aiohttp_client: Any,
+    aiohttp_client: Any, tmp_path: Path
 ) -> None:
-    settings = ReporterSettings(inventory="demo", carbon=CarbonSettings(mock_clock=NOW))
+    settings = ReporterSettings(
+        inventory="demo",
+        carbon=CarbonSettings(mock_clock=NOW),
+        history_url=Secret(str(tmp_path / "history.db")),
+    )
     client = await aiohttp_client(await build_app(settings))
     async with asyncio.timeout(20):
         # Polls the public health endpoint, exactly as a readiness probe would.
@@ -47,12 +52,18 @@ async def test_the_demo_setup_becomes_healthy_and_reports_the_demo_cluster(
     assert forecast["optimalDataPoints"]
 
 
-async def test_the_served_reporter_answers_unparseable_requests_with_the_json_error() -> None:
+async def test_the_served_reporter_answers_unparseable_requests_with_the_json_error(
+    tmp_path: Path,
+) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     settings = ReporterSettings(
-        host="127.0.0.1", port=port, inventory="demo", carbon=CarbonSettings(mock_clock=NOW)
+        host="127.0.0.1",
+        port=port,
+        inventory="demo",
+        carbon=CarbonSettings(mock_clock=NOW),
+        history_url=Secret(str(tmp_path / "history.db")),
     )
     stopping = asyncio.Event()
     served = asyncio.create_task(serve(settings, stopping=stopping))
