@@ -18,6 +18,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from reporter.errors import error_middleware
 from reporter.health import HealthSource
+from reporter.history import api as history_api
 from reporter.history.recorder import HistoryRecorder
 from reporter.history.store import HistoryStore
 from reporter.metrics import ProviderErrors, build_registry
@@ -97,6 +98,7 @@ def create_app(
     app = web.Application(middlewares=[_count_requests(reporter), error_middleware])
     app[REPORTER] = reporter
     add_routes(app)
+    history_api.add_routes(app)
     app.cleanup_ctx.extend(background)
     if recorder is not None:
         # After the background work, so it stops first and the last sample is not cut short.

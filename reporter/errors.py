@@ -68,6 +68,13 @@ class RegionNotFound(ApiError):
         return {**super().body(), "suggestions": list(self.suggestions)}
 
 
+class HistoryUnavailable(ApiError):
+    """The history database is not ready or does not answer (503); the live views still work."""
+
+    status = 503
+    code = "history_unavailable"
+
+
 def error_response(
     status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
 ) -> web.Response:

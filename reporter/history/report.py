@@ -1,0 +1,262 @@
+"""The sustainability report: a period's energy and location-based emissions per region, per
+node role and for the read replicas, their savings against the named baseline, the data coverage
+and the method, in one document that can be handed to an auditor as it is (JSON or CSV).
+
+Pure functions over stored samples. Every figure is an estimate and the document says so. Only
+location-based (grid average) emissions are computed; market-based figures, when instruments are
+declared, are reported beside them and never enter these sums or the savings.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from reporter.history.samples import HOUR, MIXED, NO_ROLE, Sample
+from reporter.history.series import Tally, cluster_hours, subject_hours, tally
+from reporter.placement import BASELINE
+from shared.core.clock import rfc3339
+from shared.scoring.footprint import (
+    COEFFICIENTS,
+    DEFAULT_UTILISATION,
+    MEMORY_ALLOWANCE_GIB_PER_VCPU,
+    MEMORY_WATTS_PER_GIB,
+)
+
+TITLE = (
+    "Estimated operational emissions of the Stellar cluster (location-based, GHG Protocol Scope 2)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    start: datetime
+    end: datetime
+
+    @property
+    def hours(self) -> int:
+        return int((self.end - self.start) / HOUR)
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """Where the grid intensity came from, as configured."""
+
+    providers: Sequence[str]
+    emission_factors: str
+    """``lifecycle`` or ``direct`` (Electricity Maps' accounting)."""
+
+
+def method(signal: Signal, sources: Iterable[str]) -> dict[str, Any]:
+    """How every figure in the report was computed, stated in the report itself."""
+    return {
+        "scope2Method": "location-based",
+        "estimate": True,
+        "emissions": "facility energy x grid carbon intensity, hour by hour",
+        "energy": (
+            "estimated IT power x PUE, sampled once per hour; IT power from the footprint model "
+            "below, PUE per region from the region catalog"
+        ),
+        "gridIntensity": {
+            "signal": "average carbon intensity of the region's grid zone, gCO2eq/kWh",
+            "emissionFactors": signal.emission_factors,
+            "providerChain": list(signal.providers),
+            "sourcesSeen": sorted(set(sources)),
+            "fallback": (
+                "when a provider fails, its last value (stale) within its maximum age, then the "
+                "zone's static annual average (static); coverage counts hours of each kind"
+            ),
+        },
+        "footprintModel": {
+            "name": "Cloud Carbon Footprint",
+            "power": (
+                "vCPUs x (min W + utilisation x (max W - min W)) + memory above the allowance "
+                "x memory W/GiB"
+            ),
+            "coefficients": {
+                str(cloud): {
+                    "minWattsPerVcpu": round(c.min_watts_per_vcpu, 4),
+                    "maxWattsPerVcpu": round(c.max_watts_per_vcpu, 4),
+                    "source": c.source,
+                }
+                for cloud, c in COEFFICIENTS.items()
+            },
+            "memoryWattsPerGiB": MEMORY_WATTS_PER_GIB,
+            "memoryAllowanceGiBPerVcpu": MEMORY_ALLOWANCE_GIB_PER_VCPU,
+            "defaultUtilisation": DEFAULT_UTILISATION,
+            "scope": "operational emissions only; embodied emissions are not included",
+        },
+        "nodeRoles": (
+            f"the Stellar role of the pods a node runs; {MIXED} when several, {NO_ROLE} when none"
+        ),
+        "readReplicaBaseline": BASELINE,
+        "coverage": {
+            "live": "hours whose intensity was fresh",
+            "stale": "hours on a provider's last value past its freshness",
+            "static": "hours on the zone's annual average",
+            "missing": "hours not recorded, or without any known intensity; nothing is filled in",
+        },
+    }
+
+
+def _subject_json(key: str, name: str, total: Tally) -> dict[str, Any]:
+    body = total.json()
+    return {
+        key: name,
+        "energyKWh": body["energyKWh"],
+        "locationKgCO2eq": body["kgCO2eq"],
+        "carbonIntensity": body["carbonIntensity"],
+        "coverage": body["coverage"],
+    }
+
+
+def _grouped(samples: Iterable[Sample]) -> dict[str, list[Sample]]:
+    groups: dict[str, list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault(sample.subject, []).append(sample)
+    return dict(sorted(groups.items()))
+
+
+def build_report(
+    period: Period,
+    *,
+    regions: Sequence[Sample],
+    roles: Sequence[Sample],
+    replicas: Sequence[Sample],
+    signal: Signal,
+    generated_at: datetime,
+    market: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The report document; ``market`` adds each region's market-based column when declared."""
+    span = period.hours
+    region_rows = []
+    for name, group in _grouped(regions).items():
+        row = _subject_json("region", name, tally(subject_hours(group), span=span))
+        row["pue"] = sorted({s.pue for s in group if s.pue is not None})
+        row["intensitySources"] = sorted({s.source for s in group if s.source is not None})
+        row["marketBased"] = market.get(name) if market is not None else None
+        region_rows.append(row)
+    role_rows = [
+        _subject_json("role", name, tally(subject_hours(group), span=span))
+        for name, group in _grouped(roles).items()
+    ]
+    replica_total = tally(subject_hours(replicas), span=span)
+    where: dict[str, int] = {}
+    for sample in replicas:
+        for region, count in (sample.placement or {}).items():
+            where[region] = where.get(region, 0) + count
+    cluster = tally(cluster_hours(regions), span=span).json()
+    return {
+        "title": TITLE,
+        "estimate": True,
+        "generatedAt": rfc3339(generated_at),
+        "from": rfc3339(period.start),
+        "to": rfc3339(period.end),
+        "hours": span,
+        "totals": {
+            "energyKWh": cluster["energyKWh"],
+            "locationKgCO2eq": cluster["kgCO2eq"],
+            "carbonIntensity": cluster["carbonIntensity"],
+            "coverage": cluster["coverage"],
+        },
+        "regions": region_rows,
+        "roles": role_rows,
+        "readReplicas": {
+            "energyKWh": replica_total.json()["energyKWh"],
+            "locationKgCO2eq": replica_total.json()["kgCO2eq"],
+            **replica_total.savings_json(),
+            "baseline": BASELINE,
+            "replicaHoursByRegion": dict(sorted(where.items())),
+            "coverage": replica_total.coverage_json(),
+        },
+        "method": method(signal, (s.source for s in regions if s.source is not None)),
+    }
+
+
+CSV_COLUMNS = (
+    "section",
+    "subject",
+    "energy_kwh",
+    "location_kgco2eq",
+    "market_kgco2eq",
+    "baseline_kgco2eq",
+    "savings_kgco2eq",
+    "live_hours",
+    "stale_hours",
+    "static_hours",
+    "missing_hours",
+)
+
+
+def report_csv(report: Mapping[str, Any]) -> str:
+    """The report as CSV: ``#`` lines state what it is and how it was computed, then one row per
+    region, node role, the read replicas and the total."""
+    out = io.StringIO()
+    for line in _preamble(report):
+        out.write(f"# {line}\n")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+
+    def row(section: str, subject: str, body: Mapping[str, Any], **extra: Any) -> None:
+        coverage = body["coverage"]
+        writer.writerow(
+            [
+                section,
+                subject,
+                body["energyKWh"],
+                _blank(body.get("locationKgCO2eq")),
+                _blank(extra.get("market")),
+                _blank(body.get("baselineKgCO2eq")),
+                _blank(body.get("savingsKgCO2eq")),
+                coverage["live"],
+                coverage["stale"],
+                coverage["static"],
+                coverage["missing"],
+            ]
+        )
+
+    for region in report["regions"]:
+        market = region.get("marketBased") or {}
+        row("region", region["region"], region, market=market.get("kgCO2eq"))
+    for role in report["roles"]:
+        row("role", role["role"], role)
+    row("read-replicas", "read-replicas", report["readReplicas"])
+    row("total", "cluster", report["totals"])
+    return out.getvalue()
+
+
+def _preamble(report: Mapping[str, Any]) -> list[str]:
+    method_doc = report["method"]
+    intensity = method_doc["gridIntensity"]
+    model = method_doc["footprintModel"]
+    seen = ", ".join(intensity["sourcesSeen"]) or "none"
+    lines = [
+        TITLE,
+        f"period {report['from']} to {report['to']} ({report['hours']} hours), "
+        f"generated {report['generatedAt']}",
+        f"an estimate: {method_doc['emissions']}; energy: {method_doc['energy']}",
+        f"grid intensity: {intensity['signal']}, {intensity['emissionFactors']} factors; "
+        f"providers {' > '.join(intensity['providerChain'])}; sources seen: {seen}",
+        f"footprint model: {model['name']}, power = {model['power']}; "
+        f"memory {model['memoryWattsPerGiB']} W/GiB above {model['memoryAllowanceGiBPerVcpu']} "
+        f"GiB per vCPU; utilisation {model['defaultUtilisation']} unless measured",
+    ]
+    lines.extend(
+        f"coefficients {cloud}: {c['minWattsPerVcpu']}-{c['maxWattsPerVcpu']} W per vCPU "
+        f"({c['source']})"
+        for cloud, c in model["coefficients"].items()
+    )
+    lines.append(f"read-replica baseline: {method_doc['readReplicaBaseline']}")
+    lines.append(
+        "market_kgco2eq is market-based, from declared instruments only, and never part of "
+        "location_kgco2eq or the savings"
+    )
+    return lines
+
+
+def _blank(value: Any) -> Any:
+    return "" if value is None else value

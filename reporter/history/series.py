@@ -1,0 +1,191 @@
+"""History series: stored samples folded into hourly or daily points, each saying how much of it
+rests on live, stale or static intensity and how many hours are missing.
+
+Pure functions. A point covers the hours of its step that lie in the asked range; an hour with
+no sample is missing and adds nothing (it is never filled in). The cluster series adds up the
+region samples of each hour, and an hour counts at the worst coverage of its regions.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from reporter.history.samples import HOUR, Coverage, Sample, worst
+from shared.core.clock import rfc3339
+
+DAY = timedelta(days=1)
+
+
+class Step(enum.StrEnum):
+    HOUR = "hour"
+    DAY = "day"
+
+    @property
+    def length(self) -> timedelta:
+        return HOUR if self is Step.HOUR else DAY
+
+
+@dataclass(frozen=True, slots=True)
+class Hourly:
+    """One hour of one subject, or of the cluster (its regions added up)."""
+
+    hour: datetime
+    members: int
+    energy_wh: float
+    grams: float | None
+    coverage: Coverage
+    baseline_grams: float | None = None
+
+
+def cluster_hours(region_samples: Iterable[Sample]) -> list[Hourly]:
+    """The region samples of each hour added up, in hour order."""
+    by_hour: dict[datetime, list[Sample]] = {}
+    for sample in region_samples:
+        by_hour.setdefault(sample.hour, []).append(sample)
+    return [
+        Hourly(
+            hour,
+            sum(s.members for s in group),
+            sum(s.energy_wh for s in group),
+            _sum_known(s.grams for s in group),
+            worst(s.coverage for s in group),
+        )
+        for hour, group in sorted(by_hour.items())
+    ]
+
+
+def subject_hours(samples: Iterable[Sample]) -> list[Hourly]:
+    return [
+        Hourly(s.hour, s.members, s.energy_wh, s.grams, s.coverage, s.baseline_grams)
+        for s in samples
+    ]
+
+
+def _sum_known(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+@dataclass(slots=True)
+class Tally:
+    """Sums over some hours: energy, emissions where known, baseline, and coverage by class."""
+
+    hours: int = 0
+    energy_wh: float = 0.0
+    grams: float | None = None
+    energy_with_grams_wh: float = 0.0
+    baseline_grams: float | None = None
+    grams_with_baseline: float = 0.0
+    member_hours: int = 0
+    coverage: dict[Coverage, int] = field(default_factory=lambda: dict.fromkeys(Coverage, 0))
+
+    def add(self, hourly: Hourly) -> None:
+        self.energy_wh += hourly.energy_wh
+        self.member_hours += hourly.members
+        self.coverage[hourly.coverage] += 1
+        if hourly.grams is not None:
+            self.grams = (self.grams or 0.0) + hourly.grams
+            self.energy_with_grams_wh += hourly.energy_wh
+            if hourly.baseline_grams is not None:
+                self.baseline_grams = (self.baseline_grams or 0.0) + hourly.baseline_grams
+                self.grams_with_baseline += hourly.grams
+
+    @property
+    def recorded(self) -> int:
+        return sum(self.coverage.values())
+
+    def coverage_json(self) -> dict[str, int]:
+        counts = {c.value: n for c, n in self.coverage.items()}
+        # Hours without a sample at all are missing too.
+        counts[Coverage.MISSING.value] += self.hours - self.recorded
+        return counts
+
+    def json(self) -> dict[str, Any]:
+        """Energy, location-based emissions and coverage; emissions null when none are known."""
+        intensity = (
+            self.grams / (self.energy_with_grams_wh / 1000)
+            if self.grams is not None and self.energy_with_grams_wh > 0
+            else None
+        )
+        return {
+            # Null, not zero, when no hour was recorded: a gap is not a quiet hour.
+            "energyKWh": round(self.energy_wh / 1000, 6) if self.recorded else None,
+            "kgCO2eq": _kg(self.grams),
+            "carbonIntensity": round(intensity, 3) if intensity is not None else None,
+            "coverage": self.coverage_json(),
+        }
+
+    def savings_json(self) -> dict[str, Any]:
+        """Emissions against the even-spread baseline, over the hours that have both."""
+        if self.baseline_grams is None:
+            return {"baselineKgCO2eq": None, "savingsKgCO2eq": None, "savingsPercent": None}
+        saved = self.baseline_grams - self.grams_with_baseline
+        percent = saved / self.baseline_grams * 100 if self.baseline_grams > 0 else None
+        return {
+            "baselineKgCO2eq": _kg(self.baseline_grams),
+            "savingsKgCO2eq": _kg(saved),
+            "savingsPercent": round(percent, 2) if percent is not None else None,
+        }
+
+
+def _kg(grams: float | None) -> float | None:
+    return None if grams is None else round(grams / 1000, 6)
+
+
+def tally(hours: Iterable[Hourly], *, span: int) -> Tally:
+    """Everything in ``hours`` over a range of ``span`` hours."""
+    total = Tally(hours=span)
+    for hourly in hours:
+        total.add(hourly)
+    return total
+
+
+def buckets(start: datetime, end: datetime, step: Step) -> Iterator[tuple[datetime, datetime]]:
+    at = start
+    while at < end:
+        yield at, min(at + step.length, end)
+        at += step.length
+
+
+def points(
+    hours: Sequence[Hourly],
+    *,
+    start: datetime,
+    end: datetime,
+    step: Step,
+    replicas: Mapping[datetime, Hourly] | None = None,
+) -> list[dict[str, Any]]:
+    """One point per step from ``start`` to ``end``: gaps are points with nothing recorded."""
+    out: list[dict[str, Any]] = []
+    index = 0
+    for low, high in buckets(start, end, step):
+        bucket = Tally(hours=int((high - low) / HOUR))
+        shared = Tally(hours=bucket.hours)
+        while index < len(hours) and hours[index].hour < high:
+            if hours[index].hour >= low:
+                bucket.add(hours[index])
+            index += 1
+        point = {
+            "timestamp": rfc3339(low),
+            "hours": bucket.hours,
+            "nodes": round(bucket.member_hours / bucket.recorded, 2) if bucket.recorded else None,
+            **bucket.json(),
+        }
+        point["readReplicas"] = None
+        if replicas is not None:
+            at = low
+            while at < high:
+                if at in replicas:
+                    shared.add(replicas[at])
+                at += HOUR
+            point["readReplicas"] = {
+                "energyKWh": round(shared.energy_wh / 1000, 6) if shared.recorded else None,
+                "kgCO2eq": _kg(shared.grams),
+                **shared.savings_json(),
+            }
+        out.append(point)
+    return out
