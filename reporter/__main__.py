@@ -19,6 +19,7 @@ from kubernetes_asyncio.client import ApiClient
 from reporter.app import CleanupContext, create_app
 from reporter.errors import JsonErrorRunner
 from reporter.health import RefresherHealth
+from reporter.history.instruments import load_instruments
 from reporter.history.store import HistoryStore
 from reporter.settings import InventorySource, ReporterSettings
 from reporter.usage import NodeMetricsPoller
@@ -92,6 +93,9 @@ async def build_app(
         provider_errors=lambda: runtime.chain.error_kinds,
         background=background,
         history=HistoryStore.open(settings.history_url.reveal()),
+        instruments=load_instruments(settings.instruments_file)
+        if settings.instruments_file
+        else (),
     )
 
 

@@ -2,7 +2,7 @@
 
 Everything the handlers read is injected: the snapshot source (the background refresher), the
 inventory, the region catalog, the clock, optional health, CPU-usage and provider-error sources,
-and the history store the hourly recorder writes to.
+the history store the hourly recorder writes to, and the declared market-based instruments.
 Background work (refresher, inventory watch, metrics polling) is passed in as cleanup contexts so
 its lifetime is the application's.
 """
@@ -19,6 +19,7 @@ from aiohttp.typedefs import Handler, Middleware
 from reporter.errors import error_middleware
 from reporter.health import HealthSource
 from reporter.history import api as history_api
+from reporter.history.instruments import Instrument, by_region
 from reporter.history.recorder import HistoryRecorder
 from reporter.history.store import HistoryStore
 from reporter.metrics import ProviderErrors, build_registry
@@ -62,6 +63,7 @@ def create_app(
     provider_errors: ProviderErrors | None = None,
     background: Sequence[CleanupContext] = (),
     history: HistoryStore | None = None,
+    instruments: Sequence[Instrument] = (),
 ) -> web.Application:
     views = ViewCache(
         snapshot_source=snapshot_source,
@@ -93,6 +95,7 @@ def create_app(
         registry=registry,
         requests=requests,
         history=recorder,
+        instruments=by_region(tuple(instruments)),
     )
     # Counting sits outside the error middleware so it sees the final (JSON error) status.
     app = web.Application(middlewares=[_count_requests(reporter), error_middleware])

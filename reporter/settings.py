@@ -7,6 +7,7 @@ library's ``STELLAR_CARBON_*`` ones, shared with the webhook so one Helm value c
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -105,6 +106,11 @@ class ReporterSettings(EnvSettings):
 
     history_retention_days: Annotated[int, values.integer(low=1, high=3660)] = 400
     """Days of history kept; older hours are deleted and ranges reaching further are refused."""
+
+    instruments_file: Annotated[Path | None, values.path()] = None
+    """YAML file of contractual instruments (certificates, PPAs, supplier factors, residual
+    mixes) per region, for the report's separate market-based column; unset: location-based
+    only."""
 
     log_level: Annotated[str, values.upper_text()] = "INFO"
     """Python logging level."""

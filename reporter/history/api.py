@@ -154,6 +154,7 @@ async def get_report(request: web.Request) -> web.Response:
         replicas=await read(Kind.REPLICAS),
         signal=Signal(carbon.providers, str(carbon.emission_factor_type)),
         generated_at=state.clock(),
+        instruments=state.instruments,
     )
     if output == "csv":
         name = f"stellar-carbon-report-{period.start:%Y%m%dT%H}-{period.end:%Y%m%dT%H}.csv"

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from reporter.history.instruments import Instrument
+from reporter.history.market import market_based
 from reporter.history.samples import HOUR, MIXED, NO_ROLE, Sample
 from reporter.history.series import Tally, cluster_hours, subject_hours, tally
 from reporter.placement import BASELINE
@@ -51,7 +53,16 @@ class Signal:
     """``lifecycle`` or ``direct`` (Electricity Maps' accounting)."""
 
 
-def method(signal: Signal, sources: Iterable[str]) -> dict[str, Any]:
+MARKET_METHOD = (
+    "GHG Protocol Scope 2 market-based, per region with declared instruments only, in a column "
+    "of its own: certificate and PPA volumes (spread evenly over their periods) first, then the "
+    "supplier's factor, then the residual mix, then the grid average (disclosed as "
+    "gridAverageKWh); never part of the location-based figures or the savings"
+)
+NO_MARKET = "not reported: no contractual instruments are declared"
+
+
+def method(signal: Signal, sources: Iterable[str], *, market: bool = False) -> dict[str, Any]:
     """How every figure in the report was computed, stated in the report itself."""
     return {
         "scope2Method": "location-based",
@@ -94,6 +105,7 @@ def method(signal: Signal, sources: Iterable[str]) -> dict[str, Any]:
             f"the Stellar role of the pods a node runs; {MIXED} when several, {NO_ROLE} when none"
         ),
         "readReplicaBaseline": BASELINE,
+        "marketBased": MARKET_METHOD if market else NO_MARKET,
         "coverage": {
             "live": "hours whose intensity was fresh",
             "stale": "hours on a provider's last value past its freshness",
@@ -129,16 +141,20 @@ def build_report(
     replicas: Sequence[Sample],
     signal: Signal,
     generated_at: datetime,
-    market: Mapping[str, Mapping[str, Any]] | None = None,
+    instruments: Mapping[str, Sequence[Instrument]] | None = None,
 ) -> dict[str, Any]:
-    """The report document; ``market`` adds each region's market-based column when declared."""
+    """The report document; ``instruments`` (by region) add the market-based column of the
+    regions they are declared for."""
     span = period.hours
     region_rows = []
     for name, group in _grouped(regions).items():
         row = _subject_json("region", name, tally(subject_hours(group), span=span))
         row["pue"] = sorted({s.pue for s in group if s.pue is not None})
         row["intensitySources"] = sorted({s.source for s in group if s.source is not None})
-        row["marketBased"] = market.get(name) if market is not None else None
+        declared = (instruments or {}).get(name)
+        row["marketBased"] = (
+            market_based(group, declared, start=period.start, end=period.end) if declared else None
+        )
         region_rows.append(row)
     role_rows = [
         _subject_json("role", name, tally(subject_hours(group), span=span))
@@ -173,7 +189,9 @@ def build_report(
             "replicaHoursByRegion": dict(sorted(where.items())),
             "coverage": replica_total.coverage_json(),
         },
-        "method": method(signal, (s.source for s in regions if s.source is not None)),
+        "method": method(
+            signal, (s.source for s in regions if s.source is not None), market=bool(instruments)
+        ),
     }
 
 
@@ -251,10 +269,7 @@ def _preamble(report: Mapping[str, Any]) -> list[str]:
         for cloud, c in model["coefficients"].items()
     )
     lines.append(f"read-replica baseline: {method_doc['readReplicaBaseline']}")
-    lines.append(
-        "market_kgco2eq is market-based, from declared instruments only, and never part of "
-        "location_kgco2eq or the savings"
-    )
+    lines.append(f"market-based (market_kgco2eq): {method_doc['marketBased']}")
     return lines
 
 

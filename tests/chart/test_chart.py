@@ -9,7 +9,9 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
+from reporter.history.instruments import parse_instruments
 from tests.chart.conftest import (
     CHART,
     RELEASE_NAMESPACE,
@@ -413,3 +415,26 @@ def test_impossible_history_values_fail_with_a_message_saying_what_to_change(
     sets: list[str], message: str
 ) -> None:
     assert message in render_error(*sets)
+
+
+def test_declared_instruments_reach_the_reporter_as_a_mounted_file(render: Render) -> None:
+    objects = render(
+        None,
+        "reporter.history.instruments[0].region=eu-west-1",
+        "reporter.history.instruments[0].kind=ppa",
+        "reporter.history.instruments[0].source=Wind PPA",
+        "reporter.history.instruments[0].validFrom=2026-01-01",
+        "reporter.history.instruments[0].validTo=2026-12-31",
+        "reporter.history.instruments[0].mwh=120",
+        "reporter.history.instruments[0].gramsPerKwh=0",
+    )
+    (config,) = [
+        c for c in by_kind(objects, "ConfigMap") if c["metadata"]["name"].endswith("-instruments")
+    ]
+    parsed = parse_instruments(yaml.safe_load(config["data"]["instruments.yaml"]), "chart")
+    assert [(i.region, str(i.kind), i.mwh) for i in parsed] == [("eu-west-1", "ppa", 120)]
+    env = env_of(deployment(objects, "reporter"))
+    assert env["STELLAR_CARBON_REPORTER_INSTRUMENTS_FILE"]["value"] == (
+        "/etc/stellar-carbon/instruments.yaml"
+    )
+    assert volumes_of(objects)["instruments"]["configMap"]["name"] == config["metadata"]["name"]

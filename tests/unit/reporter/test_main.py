@@ -120,3 +120,31 @@ def test_an_unreadable_region_override_file_stops_the_reporter_with_a_message(
     assert done.returncode != 0
     assert "regions.yaml" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_invalid_instruments_file_stops_the_reporter_with_a_message(
+    tmp_path: Path, unused_tcp_port: int
+) -> None:
+    instruments = tmp_path / "instruments.yaml"
+    instruments.write_text(
+        "instruments:\n  - {region: eu-west-1, kind: ppa, source: PPA, validFrom: 2026-01-01,"
+        " validTo: 2026-12-31, gramsPerKwh: 0}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "reporter"],
+        env={
+            **os.environ,
+            "STELLAR_CARBON_REPORTER_INVENTORY": "demo",
+            "STELLAR_CARBON_REPORTER_PORT": str(unused_tcp_port),
+            "STELLAR_CARBON_REPORTER_HISTORY_URL": str(tmp_path / "history.db"),
+            "STELLAR_CARBON_REPORTER_INSTRUMENTS_FILE": str(instruments),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "instruments.yaml" in done.stderr
+    assert "needs mwh" in done.stderr
+    assert "Traceback" not in done.stderr

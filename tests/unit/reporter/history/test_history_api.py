@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from reporter.history.instruments import parse_instruments
 from reporter.history.samples import Coverage, Kind, Sample
 from reporter.history.store import HistoryStore
 from reporter.settings import ReporterSettings
@@ -231,3 +232,41 @@ async def test_the_recorder_samples_the_current_hour_when_the_reporter_starts(
     assert check["details"]["lastRecordedHour"] == "2026-11-26T12:00:00Z"
     _, body = await call(client, f"{API}/history?region=us-west-2")
     assert body["points"][-1]["coverage"]["live"] == 1
+
+
+async def test_declared_instruments_add_a_market_based_column_beside_the_location_based_one(
+    reporter_client: ClientFactory, location: str
+) -> None:
+    seeded = HistoryStore.open(location)
+    await seeded.migrate()
+    await seeded.record(SAMPLES)
+    await seeded.close()
+    declared = parse_instruments(
+        {
+            "instruments": [
+                {
+                    "region": "us-west-2",
+                    "kind": "supplier",
+                    "source": "utility disclosure 2026",
+                    "validFrom": "2026-01-01",
+                    "validTo": "2026-12-31",
+                    "gramsPerKwh": 50,
+                }
+            ]
+        },
+        "test",
+    )
+    client = await reporter_client(history=HistoryStore.open(location), instruments=declared)
+    _, report = await call(client, f"{API}/report?{until_noon()}")
+    rows = {r["region"]: r for r in report["regions"]}
+    assert rows["us-west-2"]["marketBased"]["kgCO2eq"] == 0.1
+    assert rows["us-west-2"]["marketBased"]["supplierKWh"] == 2.0
+    assert rows["us-west-2"]["locationKgCO2eq"] == 0.22
+    assert rows["eu-west-1"]["marketBased"] is None
+    assert report["totals"]["locationKgCO2eq"] == 0.82
+    response = await client.get(f"{API}/report?{until_noon()}&format=csv")
+    text = await response.text()
+    rows_csv = list(csv.DictReader(line for line in io.StringIO(text) if not line.startswith("#")))
+    oregon = next(r for r in rows_csv if r["subject"] == "us-west-2")
+    assert oregon["market_kgco2eq"] == "0.1"
+    assert oregon["location_kgco2eq"] == "0.22"
