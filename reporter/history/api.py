@@ -7,24 +7,35 @@ call. A history that is not ready, or fails, is a 503: the live views keep worki
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 from aiohttp import web
 from multidict import MultiMapping
 
 from reporter import params
 from reporter.errors import BadParameter, HistoryUnavailable
+from reporter.history.market import market_based
 from reporter.history.recorder import HistoryRecorder
-from reporter.history.report import Period, Signal, build_report, report_csv
-from reporter.history.samples import HOUR, MIXED, NO_ROLE, Kind, Sample, hour_of
-from reporter.history.series import DAY, Hourly, Step, cluster_hours, points, subject_hours
+from reporter.history.report import (
+    Accounts,
+    Period,
+    Signal,
+    build_report,
+    replica_hours,
+    report_csv,
+)
+from reporter.history.samples import CLUSTER, HOUR, MIXED, NO_ROLE, READ_REPLICAS, Kind, hour_of
+from reporter.history.series import DAY, Hourly, Step, Tally, points
 from reporter.history.store import HistoryError, StoredRange, epoch_hour
 from reporter.placement import BASELINE
 from reporter.routes import API, REPORTER, Reporter
 from shared.cluster.pods import StellarRole
 from shared.core.clock import rfc3339
+
+_T = TypeVar("_T")
 
 ROLES: tuple[str, ...] = (*get_args(StellarRole), MIXED, NO_ROLE)
 HISTORY_SPAN = timedelta(hours=24)
@@ -84,16 +95,20 @@ def _recorder(state: Reporter) -> HistoryRecorder:
 
 
 @dataclass(frozen=True, slots=True)
-class _Reader:
+class _History:
+    """The store's reads over one period, each failure a 503."""
+
     recorder: HistoryRecorder
     period: Period
 
-    async def __call__(self, kind: Kind, subject: str | None = None) -> list[Sample]:
-        wanted = StoredRange(
+    def range(self, kind: Kind, subject: str | None = None) -> StoredRange:
+        return StoredRange(
             kind, epoch_hour(self.period.start), epoch_hour(self.period.end), subject
         )
+
+    async def __call__(self, read: Awaitable[_T]) -> _T:
         try:
-            return await self.recorder.store.read(wanted)
+            return await read
         except HistoryError as e:
             raise HistoryUnavailable(f"reading the history failed: {e}") from e
 
@@ -110,18 +125,20 @@ async def get_history(request: web.Request) -> web.Response:
     period = resolve_period(
         query, now=state.clock(), retention=recorder.retention, default_span=HISTORY_SPAN, step=step
     )
-    read = _Reader(recorder, period)
+    history = _History(recorder, period)
+    store = recorder.store
     replicas: dict[datetime, Hourly] | None = None
     if region is not None:
         subject: dict[str, Any] = {"kind": "region", "name": region}
-        hours = subject_hours(await read(Kind.REGION, region))
+        hours = await history(store.hourly(history.range(Kind.REGION, region)))
     elif role is not None:
         subject = {"kind": "role", "name": role}
-        hours = subject_hours(await read(Kind.ROLE, role))
+        hours = await history(store.hourly(history.range(Kind.ROLE, role)))
     else:
         subject = {"kind": "cluster", "name": None}
-        hours = cluster_hours(await read(Kind.REGION))
-        replicas = {h.hour: h for h in subject_hours(await read(Kind.REPLICAS))}
+        hours = await history(store.hourly(history.range(Kind.CLUSTER)))
+        replica_hours = await history(store.hourly(history.range(Kind.REPLICAS)))
+        replicas = {h.hour: h for h in replica_hours}
     series = points(hours, start=period.start, end=period.end, step=step, replicas=replicas)
     return web.json_response(
         {
@@ -145,16 +162,40 @@ async def get_report(request: web.Request) -> web.Response:
     period = resolve_period(
         query, now=state.clock(), retention=recorder.retention, default_span=REPORT_SPAN
     )
-    read = _Reader(recorder, period)
+    history = _History(recorder, period)
+    store = recorder.store
+    regions = await history(store.totals(history.range(Kind.REGION)))
+    market = {
+        name: market_based(
+            await history(store.read(history.range(Kind.REGION, name))),
+            declared,
+            start=period.start,
+            end=period.end,
+        )
+        for name, declared in state.instruments.items()
+        if name in regions
+    }
+    replica_samples = await history(store.read(history.range(Kind.REPLICAS)))
+    accounts = Accounts(
+        cluster=(await history(store.totals(history.range(Kind.CLUSTER)))).get(
+            CLUSTER, Tally(hours=period.hours)
+        ),
+        regions=regions,
+        region_details=await history(store.details(history.range(Kind.REGION))),
+        roles=await history(store.totals(history.range(Kind.ROLE))),
+        replicas=(await history(store.totals(history.range(Kind.REPLICAS)))).get(
+            READ_REPLICAS, Tally(hours=period.hours)
+        ),
+        replica_hours=replica_hours(replica_samples),
+        market=market,
+    )
     carbon = state.settings.carbon
     report = build_report(
         period,
-        regions=await read(Kind.REGION),
-        roles=await read(Kind.ROLE),
-        replicas=await read(Kind.REPLICAS),
+        accounts,
         signal=Signal(carbon.providers, str(carbon.emission_factor_type)),
         generated_at=state.clock(),
-        instruments=state.instruments,
+        market_declared=bool(state.instruments),
     )
     if output == "csv":
         name = f"stellar-carbon-report-{period.start:%Y%m%dT%H}-{period.end:%Y%m%dT%H}.csv"

@@ -31,6 +31,7 @@ SETTLE = timedelta(minutes=1)
 NOT_READY_RETRY = timedelta(seconds=15)
 MIGRATE_RETRY = timedelta(seconds=30)
 STARTUP_MIGRATE_TIMEOUT = timedelta(seconds=10)
+STOP_TIMEOUT = timedelta(seconds=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,15 +87,17 @@ class HistoryRecorder:
         next_hour = hour_of(now) + HOUR + SETTLE
         return max(1.0, min(self._interval, next_hour - now).total_seconds())
 
-    async def run(self) -> None:
-        while not self.ready:
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Migrate, then record until ``stopping`` is set; a write under way is finished first,
+        so shutting down never leaves a connection mid-transaction."""
+        while not self.ready and not stopping.is_set():
             try:
                 await self.migrate()
             except HistoryError as e:
                 self.last_error = str(e)
                 logger.warning("history unavailable, retrying: %s", e)
-                await asyncio.sleep(MIGRATE_RETRY.total_seconds())
-        while True:
+                await _pause(stopping, MIGRATE_RETRY.total_seconds())
+        while not stopping.is_set():
             try:
                 outcome = await self.record_once()
             except HistoryError as e:
@@ -105,7 +108,7 @@ class HistoryRecorder:
                 if outcome is not None:
                     self.last_error = None
                     logger.debug("history %s: %d samples stored", outcome.hour, outcome.written)
-            await asyncio.sleep(self.delay(self._clock(), recorded=outcome is not None))
+            await _pause(stopping, self.delay(self._clock(), recorded=outcome is not None))
 
     def check(self) -> HealthCheck:
         """Degraded (never down: the live API does not need it) while the history fails."""
@@ -129,9 +132,18 @@ class HistoryRecorder:
         except (HistoryError, TimeoutError) as e:
             self.last_error = str(e) or "the database did not answer in time"
             logger.warning("history not ready at start, retrying: %s", self.last_error)
-        task = asyncio.create_task(self.run(), name="history-recorder")
+        stopping = asyncio.Event()
+        task = asyncio.create_task(self.run(stopping), name="history-recorder")
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        stopping.set()
+        try:
+            await asyncio.wait_for(task, STOP_TIMEOUT.total_seconds())
+        except TimeoutError:  # wait_for has cancelled it: the database did not answer
+            logger.warning("the history recorder did not stop in time")
         await self.store.close()
+
+
+async def _pause(stopping: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less when ``stopping`` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)

@@ -2,9 +2,10 @@
 node role and for the read replicas, their savings against the named baseline, the data coverage
 and the method, in one document that can be handed to an auditor as it is (JSON or CSV).
 
-Pure functions over stored samples. Every figure is an estimate and the document says so. Only
-location-based (grid average) emissions are computed; market-based figures, when instruments are
-declared, are reported beside them and never enter these sums or the savings.
+Pure functions over the sums the store adds up. Every figure is an estimate and the document
+says so. Only location-based (grid average) emissions are computed here; market-based figures,
+when instruments are declared, are reported beside them and never enter these sums or the
+savings.
 """
 
 from __future__ import annotations
@@ -12,14 +13,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from reporter.history.instruments import Instrument
-from reporter.history.market import market_based
 from reporter.history.samples import HOUR, MIXED, NO_ROLE, Sample
-from reporter.history.series import Tally, cluster_hours, subject_hours, tally
+from reporter.history.series import Tally
 from reporter.placement import BASELINE
 from shared.core.clock import rfc3339
 from shared.scoring.footprint import (
@@ -115,6 +114,32 @@ def method(signal: Signal, sources: Iterable[str], *, market: bool = False) -> d
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Accounts:
+    """A period's sums, as the store adds them up."""
+
+    cluster: Tally
+    """Every node, from the cluster samples (an hour at the worst coverage of its nodes)."""
+    regions: Mapping[str, Tally]
+    region_details: Mapping[str, tuple[Sequence[float], Sequence[str]]]
+    """Region → the PUE values applied and the intensity sources seen."""
+    roles: Mapping[str, Tally]
+    replicas: Tally
+    replica_hours: Mapping[str, int]
+    """Region → replica-hours the read replicas ran there."""
+    market: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Region → its market-based figures, for the regions with declared instruments."""
+
+
+def replica_hours(samples: Iterable[Sample]) -> dict[str, int]:
+    """Region → replica-hours, from read-replica samples."""
+    where: dict[str, int] = {}
+    for sample in samples:
+        for region, count in (sample.placement or {}).items():
+            where[region] = where.get(region, 0) + count
+    return dict(sorted(where.items()))
+
+
 def _subject_json(key: str, name: str, total: Tally) -> dict[str, Any]:
     body = total.json()
     return {
@@ -126,53 +151,34 @@ def _subject_json(key: str, name: str, total: Tally) -> dict[str, Any]:
     }
 
 
-def _grouped(samples: Iterable[Sample]) -> dict[str, list[Sample]]:
-    groups: dict[str, list[Sample]] = {}
-    for sample in samples:
-        groups.setdefault(sample.subject, []).append(sample)
-    return dict(sorted(groups.items()))
-
-
 def build_report(
     period: Period,
+    accounts: Accounts,
     *,
-    regions: Sequence[Sample],
-    roles: Sequence[Sample],
-    replicas: Sequence[Sample],
     signal: Signal,
     generated_at: datetime,
-    instruments: Mapping[str, Sequence[Instrument]] | None = None,
+    market_declared: bool = False,
 ) -> dict[str, Any]:
-    """The report document; ``instruments`` (by region) add the market-based column of the
-    regions they are declared for."""
-    span = period.hours
+    """The report document; ``market_declared``: instruments are declared for some region."""
     region_rows = []
-    for name, group in _grouped(regions).items():
-        row = _subject_json("region", name, tally(subject_hours(group), span=span))
-        row["pue"] = sorted({s.pue for s in group if s.pue is not None})
-        row["intensitySources"] = sorted({s.source for s in group if s.source is not None})
-        declared = (instruments or {}).get(name)
-        row["marketBased"] = (
-            market_based(group, declared, start=period.start, end=period.end) if declared else None
-        )
+    for name, total in accounts.regions.items():
+        row = _subject_json("region", name, total)
+        pues, sources = accounts.region_details.get(name, ((), ()))
+        row["pue"] = list(pues)
+        row["intensitySources"] = list(sources)
+        row["marketBased"] = accounts.market.get(name)
         region_rows.append(row)
-    role_rows = [
-        _subject_json("role", name, tally(subject_hours(group), span=span))
-        for name, group in _grouped(roles).items()
-    ]
-    replica_total = tally(subject_hours(replicas), span=span)
-    where: dict[str, int] = {}
-    for sample in replicas:
-        for region, count in (sample.placement or {}).items():
-            where[region] = where.get(region, 0) + count
-    cluster = tally(cluster_hours(regions), span=span).json()
+    role_rows = [_subject_json("role", name, total) for name, total in accounts.roles.items()]
+    replicas = accounts.replicas
+    cluster = accounts.cluster.json()
+    seen = (source for _, sources in accounts.region_details.values() for source in sources)
     return {
         "title": TITLE,
         "estimate": True,
         "generatedAt": rfc3339(generated_at),
         "from": rfc3339(period.start),
         "to": rfc3339(period.end),
-        "hours": span,
+        "hours": period.hours,
         "totals": {
             "energyKWh": cluster["energyKWh"],
             "locationKgCO2eq": cluster["kgCO2eq"],
@@ -182,16 +188,14 @@ def build_report(
         "regions": region_rows,
         "roles": role_rows,
         "readReplicas": {
-            "energyKWh": replica_total.json()["energyKWh"],
-            "locationKgCO2eq": replica_total.json()["kgCO2eq"],
-            **replica_total.savings_json(),
+            "energyKWh": replicas.json()["energyKWh"],
+            "locationKgCO2eq": replicas.json()["kgCO2eq"],
+            **replicas.savings_json(),
             "baseline": BASELINE,
-            "replicaHoursByRegion": dict(sorted(where.items())),
-            "coverage": replica_total.coverage_json(),
+            "replicaHoursByRegion": dict(accounts.replica_hours),
+            "coverage": replicas.coverage_json(),
         },
-        "method": method(
-            signal, (s.source for s in regions if s.source is not None), market=bool(instruments)
-        ),
+        "method": method(signal, seen, market=market_declared),
     }
 
 

@@ -28,6 +28,8 @@ MIXED = "mixed"
 NO_ROLE = "none"
 READ_REPLICAS = "read-replicas"
 """The subject of the read-replica sample."""
+CLUSTER = "cluster"
+"""The subject of the cluster sample."""
 
 
 class Kind(enum.StrEnum):
@@ -36,6 +38,7 @@ class Kind(enum.StrEnum):
     REGION = "region"
     ROLE = "role"
     REPLICAS = "replicas"
+    CLUSTER = "cluster"
 
 
 class Coverage(enum.StrEnum):
@@ -47,7 +50,13 @@ class Coverage(enum.StrEnum):
     MISSING = "missing"
 
 
-_ORDER = {c: i for i, c in enumerate(Coverage)}
+COVERAGE_RANKS = tuple(Coverage)
+"""Coverage classes by rank, best first: a class is stored as its index here."""
+_ORDER = {c: i for i, c in enumerate(COVERAGE_RANKS)}
+
+
+def rank(coverage: Coverage) -> int:
+    return _ORDER[coverage]
 
 
 def worst(classes: Iterable[Coverage]) -> Coverage:
@@ -126,14 +135,17 @@ def hourly_samples(
     *,
     at: datetime,
 ) -> list[Sample]:
-    """The samples of ``at``'s hour: one per region with nodes, one per node role, and one for the
-    read replicas when any ran on a node with a known intensity."""
+    """The samples of ``at``'s hour: one per region with nodes, one per node role, one for the
+    whole cluster (every node, written with the rest so that the cluster's series is one row an
+    hour), and one for the read replicas when any ran on a node with a known intensity."""
     footprints = tuple(footprints)
     hour = hour_of(at)
     regions: dict[str, _Sum] = {}
     roles: dict[str, _Sum] = {}
+    cluster = _Sum()
     first: dict[str, NodeFootprint] = {}
     for fp in footprints:
+        cluster.add(fp)
         roles.setdefault(node_role(fp), _Sum()).add(fp)
         if fp.node.region is not None:
             regions.setdefault(fp.node.region, _Sum()).add(fp)
@@ -158,6 +170,18 @@ def hourly_samples(
         Sample(hour, Kind.ROLE, name, t.members, t.energy_wh, t.grams, worst(t.coverage))
         for name, t in sorted(roles.items())
     )
+    if cluster.members:
+        samples.append(
+            Sample(
+                hour,
+                Kind.CLUSTER,
+                CLUSTER,
+                cluster.members,
+                cluster.energy_wh,
+                cluster.grams,
+                worst(cluster.coverage),
+            )
+        )
     replicas = replica_sample(footprints, pods, placement, hour=hour)
     if replicas is not None:
         samples.append(replicas)

@@ -2,8 +2,9 @@
 
 One table of samples keyed by (kind, subject, hour), where ``hour`` counts hours since the Unix
 epoch (UTC): an integer key is the smallest that orders correctly on both databases, and it
-makes "the same hour" an equality, whatever clock wrote it. On SQLite the table has no rowid, so
-the key is the table and no second index is stored (a year of 100 regions stays small).
+makes "the same hour" an equality, whatever clock wrote it. ``coverage`` is the class's rank
+(0 live, 1 stale, 2 static, 3 missing), so the worst of several is their ``MAX``. On SQLite the
+table has no rowid, so the key is the table and no second copy of it is stored.
 
 ``schema_version`` records each migration applied. A migration is a function over a connection
 inside the transaction that records it; they run in order on start, each at most once. On
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Float,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -38,7 +40,7 @@ samples = Table(
     Column("members", Integer, nullable=False),
     Column("energy_wh", Float, nullable=False),
     Column("grams", Float),
-    Column("coverage", String(8), nullable=False),
+    Column("coverage", SmallInteger, nullable=False),
     Column("intensity", Float),
     Column("source", String(100)),
     Column("pue", Float),

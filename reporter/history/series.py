@@ -2,19 +2,20 @@
 rests on live, stale or static intensity and how many hours are missing.
 
 Pure functions. A point covers the hours of its step that lie in the asked range; an hour with
-no sample is missing and adds nothing (it is never filled in). The cluster series adds up the
-region samples of each hour, and an hour counts at the worst coverage of its regions.
+no sample is missing and adds nothing (it is never filled in). The sums over subjects and hours
+come from the store (``HistoryStore.hourly`` and ``totals``, in SQL), so a month of a hundred
+regions reaches Python as a few hundred rows.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from reporter.history.samples import HOUR, Coverage, Sample, worst
+from reporter.history.samples import HOUR, Coverage
 from shared.core.clock import rfc3339
 
 DAY = timedelta(days=1)
@@ -31,43 +32,20 @@ class Step(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Hourly:
-    """One hour of one subject, or of the cluster (its regions added up)."""
+    """One hour of one subject, or of several added up (the cluster is its regions)."""
 
     hour: datetime
     members: int
     energy_wh: float
     grams: float | None
+    """Emissions of the subjects whose intensity was known; None when none was."""
+    energy_with_grams_wh: float
+    """The energy those emissions came from."""
     coverage: Coverage
+    """The worst of the subjects' coverage."""
     baseline_grams: float | None = None
-
-
-def cluster_hours(region_samples: Iterable[Sample]) -> list[Hourly]:
-    """The region samples of each hour added up, in hour order."""
-    by_hour: dict[datetime, list[Sample]] = {}
-    for sample in region_samples:
-        by_hour.setdefault(sample.hour, []).append(sample)
-    return [
-        Hourly(
-            hour,
-            sum(s.members for s in group),
-            sum(s.energy_wh for s in group),
-            _sum_known(s.grams for s in group),
-            worst(s.coverage for s in group),
-        )
-        for hour, group in sorted(by_hour.items())
-    ]
-
-
-def subject_hours(samples: Iterable[Sample]) -> list[Hourly]:
-    return [
-        Hourly(s.hour, s.members, s.energy_wh, s.grams, s.coverage, s.baseline_grams)
-        for s in samples
-    ]
-
-
-def _sum_known(values: Iterable[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return sum(known) if known else None
+    grams_with_baseline: float = 0.0
+    """Emissions of the subjects that have a baseline (read replicas)."""
 
 
 @dataclass(slots=True)
@@ -75,6 +53,7 @@ class Tally:
     """Sums over some hours: energy, emissions where known, baseline, and coverage by class."""
 
     hours: int = 0
+    """Hours in the range summed over; those without a sample count as missing."""
     energy_wh: float = 0.0
     grams: float | None = None
     energy_with_grams_wh: float = 0.0
@@ -87,12 +66,12 @@ class Tally:
         self.energy_wh += hourly.energy_wh
         self.member_hours += hourly.members
         self.coverage[hourly.coverage] += 1
+        self.energy_with_grams_wh += hourly.energy_with_grams_wh
+        self.grams_with_baseline += hourly.grams_with_baseline
         if hourly.grams is not None:
             self.grams = (self.grams or 0.0) + hourly.grams
-            self.energy_with_grams_wh += hourly.energy_wh
-            if hourly.baseline_grams is not None:
-                self.baseline_grams = (self.baseline_grams or 0.0) + hourly.baseline_grams
-                self.grams_with_baseline += hourly.grams
+        if hourly.baseline_grams is not None:
+            self.baseline_grams = (self.baseline_grams or 0.0) + hourly.baseline_grams
 
     @property
     def recorded(self) -> int:
@@ -134,14 +113,6 @@ class Tally:
 
 def _kg(grams: float | None) -> float | None:
     return None if grams is None else round(grams / 1000, 6)
-
-
-def tally(hours: Iterable[Hourly], *, span: int) -> Tally:
-    """Everything in ``hours`` over a range of ``span`` hours."""
-    total = Tally(hours=span)
-    for hourly in hours:
-        total.add(hourly)
-    return total
 
 
 def buckets(start: datetime, end: datetime, step: Step) -> Iterator[tuple[datetime, datetime]]:

@@ -22,14 +22,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, event, insert, select, text
+from sqlalchemy import ColumnElement, Connection, case, delete, event, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from reporter.history.samples import Coverage, Kind, Sample
+from reporter.history.samples import COVERAGE_RANKS, Kind, Sample, rank
 from reporter.history.schema import MIGRATIONS, samples, schema_version
+from reporter.history.series import Hourly, Tally
 from shared.core.errors import truncate
 
 logger = logging.getLogger(__name__)
@@ -171,19 +172,102 @@ class HistoryStore:
             result = await conn.execute(delete(samples).where(samples.c.hour < epoch_hour(before)))
         return int(result.rowcount or 0)
 
+    async def hourly(self, wanted: StoredRange) -> list[Hourly]:
+        """The samples of ``wanted`` added up hour by hour (one subject's, or all of a kind's),
+        in hour order; hours without a sample are absent."""
+        c = samples.c
+        query = (
+            select(c.hour, *_sums(), func.max(c.coverage))
+            .where(*_filters(wanted))
+            .group_by(c.hour)
+            .order_by(c.hour)
+        )
+        async with self._begin() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            Hourly(
+                hour=hour_start(row[0]),
+                members=int(row[1]),
+                energy_wh=float(row[2]),
+                grams=row[3],
+                energy_with_grams_wh=float(row[4]),
+                baseline_grams=row[5],
+                grams_with_baseline=float(row[6]),
+                coverage=COVERAGE_RANKS[row[7]],
+            )
+            for row in rows
+        ]
+
+    async def totals(self, wanted: StoredRange) -> dict[str, Tally]:
+        """The samples of ``wanted`` added up per subject, each over the range's hours."""
+        c = samples.c
+        counts = [func.sum(case((c.coverage == i, 1), else_=0)) for i in range(len(COVERAGE_RANKS))]
+        query = (
+            select(c.subject, *_sums(), *counts)
+            .where(*_filters(wanted))
+            .group_by(c.subject)
+            .order_by(c.subject)
+        )
+        async with self._begin() as conn:
+            rows = (await conn.execute(query)).all()
+        return {
+            row[0]: Tally(
+                hours=wanted.end - wanted.start,
+                member_hours=int(row[1]),
+                energy_wh=float(row[2]),
+                grams=row[3],
+                energy_with_grams_wh=float(row[4]),
+                baseline_grams=row[5],
+                grams_with_baseline=float(row[6]),
+                coverage={cls: int(n) for cls, n in zip(COVERAGE_RANKS, row[7:], strict=True)},
+            )
+            for row in rows
+        }
+
+    async def details(self, wanted: StoredRange) -> dict[str, tuple[list[float], list[str]]]:
+        """Per subject, the distinct PUE values and intensity sources of ``wanted``."""
+        c = samples.c
+        query = select(c.subject, c.pue, c.source).distinct().where(*_filters(wanted))
+        async with self._begin() as conn:
+            rows = (await conn.execute(query)).all()
+        found: dict[str, tuple[set[float], set[str]]] = {}
+        for subject, pue, source in rows:
+            pues, sources = found.setdefault(subject, (set(), set()))
+            if pue is not None:
+                pues.add(pue)
+            if source is not None:
+                sources.add(source)
+        return {name: (sorted(p), sorted(src)) for name, (p, src) in found.items()}
+
     async def read(self, wanted: StoredRange) -> list[Sample]:
         """The stored samples of ``wanted``, by hour then subject."""
-        query = (
-            select(samples)
-            .where(samples.c.kind == wanted.kind.value)
-            .where(samples.c.hour >= wanted.start, samples.c.hour < wanted.end)
-            .order_by(samples.c.hour, samples.c.subject)
-        )
-        if wanted.subject is not None:
-            query = query.where(samples.c.subject == wanted.subject)
+        query = select(samples).where(*_filters(wanted)).order_by(samples.c.hour, samples.c.subject)
         async with self._begin() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_sample(row) for row in rows]
+
+
+def _filters(wanted: StoredRange) -> list[ColumnElement[bool]]:
+    c = samples.c
+    filters = [c.kind == wanted.kind.value, c.hour >= wanted.start, c.hour < wanted.end]
+    if wanted.subject is not None:
+        filters.append(c.subject == wanted.subject)
+    return filters
+
+
+def _sums() -> tuple[Any, ...]:
+    """Members, energy, emissions and baseline added up the way ``series.Tally`` adds them:
+    emissions (and the energy behind them) only where known, emissions against a baseline only
+    where there is one."""
+    c = samples.c
+    return (
+        func.sum(c.members),
+        func.sum(c.energy_wh),
+        func.sum(c.grams),
+        func.sum(case((c.grams.is_not(None), c.energy_wh), else_=0.0)),
+        func.sum(c.baseline_grams),
+        func.sum(case((c.baseline_grams.is_not(None), c.grams), else_=0.0)),
+    )
 
 
 def _row(sample: Sample) -> dict[str, Any]:
@@ -194,7 +278,7 @@ def _row(sample: Sample) -> dict[str, Any]:
         "members": sample.members,
         "energy_wh": sample.energy_wh,
         "grams": sample.grams,
-        "coverage": sample.coverage.value,
+        "coverage": rank(sample.coverage),
         "intensity": sample.intensity,
         "source": sample.source,
         "pue": sample.pue,
@@ -212,7 +296,7 @@ def _sample(row: Any) -> Sample:
         members=row["members"],
         energy_wh=row["energy_wh"],
         grams=row["grams"],
-        coverage=Coverage(row["coverage"]),
+        coverage=COVERAGE_RANKS[row["coverage"]],
         intensity=row["intensity"],
         source=row["source"],
         pue=row["pue"],

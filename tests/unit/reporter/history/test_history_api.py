@@ -61,6 +61,8 @@ SAMPLES = [
     region(3, "us-west-2", wh=1000, grams=120.0, coverage=Coverage.LIVE),
     region(3, "eu-west-1", wh=2000, grams=None, coverage=Coverage.MISSING),
     Sample(DAY_START + HOUR, Kind.ROLE, "validator", 1, 3000.0, 700.0, Coverage.STATIC),
+    Sample(DAY_START + HOUR, Kind.CLUSTER, "cluster", 4, 3000.0, 700.0, Coverage.STATIC),
+    Sample(DAY_START + 3 * HOUR, Kind.CLUSTER, "cluster", 4, 3000.0, 120.0, Coverage.MISSING),
     replicas(1, grams=30.0, baseline=50.0),
     replicas(3, grams=36.0, baseline=60.0),
 ]

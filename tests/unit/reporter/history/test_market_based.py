@@ -3,6 +3,7 @@ apart from the location-based figures, and instrument files refused with a clear
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import pytest
 
 from reporter.history.instruments import Instrument, load_instruments, parse_instruments
 from reporter.history.market import market_based
-from reporter.history.report import Period, Signal, build_report
+from reporter.history.report import Accounts, Period, Signal, build_report
 from reporter.history.samples import Coverage, Kind, Sample
+from reporter.history.series import Tally
 from shared.core.errors import ConfigError
 
 DAY = datetime(2026, 11, 26, tzinfo=UTC)
@@ -88,26 +90,30 @@ def test_energy_without_any_factor_is_unknown_not_zero() -> None:
 
 def test_the_report_keeps_market_based_figures_out_of_location_based_ones() -> None:
     samples = [hour(0), hour(1)]
-    declared = instruments({"kind": "supplier", "gramsPerKwh": 0})
     period = Period(DAY, DAY + 2 * HOUR)
-    plain = build_report(
-        period, regions=samples, roles=[], replicas=[], signal=SIGNAL, generated_at=DAY
+    oregon = Tally(hours=2, energy_wh=20_000, grams=6000, energy_with_grams_wh=20_000)
+    plain = Accounts(
+        cluster=oregon,
+        regions={"eu-west-1": oregon},
+        region_details={},
+        roles={},
+        replicas=Tally(hours=2),
+        replica_hours={},
     )
+    declared = instruments({"kind": "supplier", "gramsPerKwh": 0})
+    figures = market_based(samples, declared, start=period.start, end=period.end)
+    with_market = replace(plain, market={"eu-west-1": figures})
+    location = build_report(period, plain, signal=SIGNAL, generated_at=DAY)
     market = build_report(
-        period,
-        regions=samples,
-        roles=[],
-        replicas=[],
-        signal=SIGNAL,
-        generated_at=DAY,
-        instruments={"eu-west-1": declared},
+        period, with_market, signal=SIGNAL, generated_at=DAY, market_declared=True
     )
     (region,) = market["regions"]
     assert region["marketBased"]["kgCO2eq"] == 0
-    assert region["locationKgCO2eq"] == plain["regions"][0]["locationKgCO2eq"] == 6.0
-    assert market["totals"] == plain["totals"]
-    assert market["readReplicas"] == plain["readReplicas"]
-    assert plain["method"]["marketBased"].startswith("not reported")
+    assert region["locationKgCO2eq"] == location["regions"][0]["locationKgCO2eq"] == 6.0
+    assert market["totals"] == location["totals"]
+    assert market["readReplicas"] == location["readReplicas"]
+    assert location["regions"][0]["marketBased"] is None
+    assert location["method"]["marketBased"].startswith("not reported")
     assert "never part of the location-based figures" in market["method"]["marketBased"]
 
 

@@ -62,6 +62,10 @@ async def test_a_sample_per_region_per_node_role_and_for_the_read_replicas(
     # eu-west-1's node runs a validator and a read replica: a mixed node.
     assert {s.subject: s.members for s in roles} == {"horizon": 1, "mixed": 1, "read-replica": 2}
     assert sum(s.energy_wh for s in roles) == pytest.approx(sum(s.energy_wh for s in regions))
+    (cluster,) = await store.read(this_hour(Kind.CLUSTER, clock))
+    assert cluster.members == 4
+    assert cluster.energy_wh == pytest.approx(sum(s.energy_wh for s in regions))
+    assert cluster.grams == pytest.approx(sum(s.grams or 0 for s in regions))
     (replicas,) = await store.read(this_hour(Kind.REPLICAS, clock))
     assert replicas.members == 3
     assert replicas.placement == {"eu-west-1": 1, "us-west-2": 2}
@@ -102,6 +106,7 @@ async def test_an_hour_recorded_twice_by_two_recorders_is_stored_once(
         one = await HistoryRecorder(first, views(clock), clock=clock).record_once()
         two = await HistoryRecorder(second, views(clock), clock=clock).record_once()
         stored = await first.read(this_hour(Kind.REGION, clock))
+        clusters = await first.read(this_hour(Kind.CLUSTER, clock))
     finally:
         await first.close()
         await second.close()
@@ -110,6 +115,7 @@ async def test_an_hour_recorded_twice_by_two_recorders_is_stored_once(
     assert two is not None
     assert two.written == 0
     assert len(stored) == 3
+    assert len(clusters) == 1
 
 
 async def test_a_missed_hour_stays_a_gap(

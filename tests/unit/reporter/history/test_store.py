@@ -126,3 +126,29 @@ async def test_the_history_survives_reopening_the_database(location: str) -> Non
         assert len(await reopened.read(hours(NOON, 1))) == 1
     finally:
         await reopened.close()
+
+
+async def test_hours_add_up_their_subjects_at_the_worst_coverage(store: HistoryStore) -> None:
+    known = region_sample(NOON, "a", grams=100.0)
+    unknown = Sample(NOON, Kind.REGION, "b", 1, 500.0, None, Coverage.MISSING)
+    stale = Sample(NOON + HOUR, Kind.REGION, "a", 2, 700.0, 70.0, Coverage.STALE)
+    await store.record([known, unknown, stale])
+    first, second = await store.hourly(hours(NOON, 2))
+    assert (first.members, first.energy_wh, first.grams) == (4, 1500.0, 100.0)
+    # Emissions are known for region a only, so only its energy stands behind them.
+    assert first.energy_with_grams_wh == 1000.0
+    assert first.coverage is Coverage.MISSING
+    assert second.coverage is Coverage.STALE
+
+
+async def test_totals_add_up_each_subject_over_the_range(store: HistoryStore) -> None:
+    await store.record([region_sample(NOON + i * HOUR, "a", grams=10.0 * i) for i in range(3)])
+    await store.record([Sample(NOON, Kind.REGION, "b", 1, 500.0, None, Coverage.MISSING)])
+    totals = await store.totals(hours(NOON, 4))
+    assert totals["a"].grams == 30.0
+    assert totals["a"].energy_wh == 3000.0
+    assert totals["a"].coverage_json() == {"live": 3, "stale": 0, "static": 0, "missing": 1}
+    assert totals["b"].grams is None
+    assert totals["b"].coverage_json() == {"live": 0, "stale": 0, "static": 0, "missing": 4}
+    details = await store.details(hours(NOON, 4))
+    assert details["a"] == ([1.135], ["electricitymaps"])
