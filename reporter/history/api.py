@@ -28,7 +28,7 @@ from reporter.history.report import (
     report_csv,
 )
 from reporter.history.samples import CLUSTER, HOUR, MIXED, NO_ROLE, READ_REPLICAS, Kind, hour_of
-from reporter.history.series import DAY, Hourly, Step, Tally, points
+from reporter.history.series import DAY, Hourly, Step, SubjectTotal, Tally, points
 from reporter.history.store import HistoryError, StoredRange, epoch_hour
 from reporter.placement import BASELINE
 from reporter.routes import API, REPORTER, Reporter
@@ -176,16 +176,14 @@ async def get_report(request: web.Request) -> web.Response:
         if name in regions
     }
     replica_samples = await history(store.read(history.range(Kind.REPLICAS)))
+    empty = SubjectTotal(Tally(hours=period.hours))
+    cluster = await history(store.totals(history.range(Kind.CLUSTER)))
+    replicas = await history(store.totals(history.range(Kind.REPLICAS)))
     accounts = Accounts(
-        cluster=(await history(store.totals(history.range(Kind.CLUSTER)))).get(
-            CLUSTER, Tally(hours=period.hours)
-        ),
+        cluster=cluster.get(CLUSTER, empty).tally,
         regions=regions,
-        region_details=await history(store.details(history.range(Kind.REGION))),
         roles=await history(store.totals(history.range(Kind.ROLE))),
-        replicas=(await history(store.totals(history.range(Kind.REPLICAS)))).get(
-            READ_REPLICAS, Tally(hours=period.hours)
-        ),
+        replicas=replicas.get(READ_REPLICAS, empty).tally,
         replica_hours=replica_hours(replica_samples),
         market=market,
     )

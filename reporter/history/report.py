@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from reporter.history.samples import HOUR, MIXED, NO_ROLE, Sample
-from reporter.history.series import Tally
+from reporter.history.series import SubjectTotal, Tally
 from reporter.placement import BASELINE
 from shared.core.clock import rfc3339
 from shared.scoring.footprint import (
@@ -120,10 +120,8 @@ class Accounts:
 
     cluster: Tally
     """Every node, from the cluster samples (an hour at the worst coverage of its nodes)."""
-    regions: Mapping[str, Tally]
-    region_details: Mapping[str, tuple[Sequence[float], Sequence[str]]]
-    """Region → the PUE values applied and the intensity sources seen."""
-    roles: Mapping[str, Tally]
+    regions: Mapping[str, SubjectTotal]
+    roles: Mapping[str, SubjectTotal]
     replicas: Tally
     replica_hours: Mapping[str, int]
     """Region → replica-hours the read replicas ran there."""
@@ -162,16 +160,15 @@ def build_report(
     """The report document; ``market_declared``: instruments are declared for some region."""
     region_rows = []
     for name, total in accounts.regions.items():
-        row = _subject_json("region", name, total)
-        pues, sources = accounts.region_details.get(name, ((), ()))
-        row["pue"] = list(pues)
-        row["intensitySources"] = list(sources)
+        row = _subject_json("region", name, total.tally)
+        row["pue"] = list(total.pues)
+        row["intensitySources"] = list(total.sources)
         row["marketBased"] = accounts.market.get(name)
         region_rows.append(row)
-    role_rows = [_subject_json("role", name, total) for name, total in accounts.roles.items()]
+    role_rows = [_subject_json("role", name, total.tally) for name, total in accounts.roles.items()]
     replicas = accounts.replicas
     cluster = accounts.cluster.json()
-    seen = (source for _, sources in accounts.region_details.values() for source in sources)
+    seen = (source for total in accounts.regions.values() for source in total.sources)
     return {
         "title": TITLE,
         "estimate": True,

@@ -63,15 +63,31 @@ class Tally:
     coverage: dict[Coverage, int] = field(default_factory=lambda: dict.fromkeys(Coverage, 0))
 
     def add(self, hourly: Hourly) -> None:
-        self.energy_wh += hourly.energy_wh
-        self.member_hours += hourly.members
-        self.coverage[hourly.coverage] += 1
-        self.energy_with_grams_wh += hourly.energy_with_grams_wh
-        self.grams_with_baseline += hourly.grams_with_baseline
-        if hourly.grams is not None:
-            self.grams = (self.grams or 0.0) + hourly.grams
-        if hourly.baseline_grams is not None:
-            self.baseline_grams = (self.baseline_grams or 0.0) + hourly.baseline_grams
+        """Add one recorded hour."""
+        self.merge(
+            Tally(
+                energy_wh=hourly.energy_wh,
+                grams=hourly.grams,
+                energy_with_grams_wh=hourly.energy_with_grams_wh,
+                baseline_grams=hourly.baseline_grams,
+                grams_with_baseline=hourly.grams_with_baseline,
+                member_hours=hourly.members,
+                coverage={c: int(c is hourly.coverage) for c in Coverage},
+            )
+        )
+
+    def merge(self, other: Tally) -> None:
+        """Add ``other``'s sums (over the same range) to these."""
+        self.energy_wh += other.energy_wh
+        self.member_hours += other.member_hours
+        self.energy_with_grams_wh += other.energy_with_grams_wh
+        self.grams_with_baseline += other.grams_with_baseline
+        if other.grams is not None:
+            self.grams = (self.grams or 0.0) + other.grams
+        if other.baseline_grams is not None:
+            self.baseline_grams = (self.baseline_grams or 0.0) + other.baseline_grams
+        for cls, count in other.coverage.items():
+            self.coverage[cls] += count
 
     @property
     def recorded(self) -> int:
@@ -109,6 +125,15 @@ class Tally:
             "savingsKgCO2eq": _kg(saved),
             "savingsPercent": round(percent, 2) if percent is not None else None,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectTotal:
+    """One subject's sums over a range, and what its figures rest on."""
+
+    tally: Tally
+    pues: list[float] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
 
 
 def _kg(grams: float | None) -> float | None:

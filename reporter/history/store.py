@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from reporter.history.samples import COVERAGE_RANKS, Kind, Sample, rank
 from reporter.history.schema import MIGRATIONS, samples, schema_version
-from reporter.history.series import Hourly, Tally
+from reporter.history.series import Hourly, SubjectTotal, Tally
 from shared.core.errors import truncate
 
 logger = logging.getLogger(__name__)
@@ -198,46 +198,31 @@ class HistoryStore:
             for row in rows
         ]
 
-    async def totals(self, wanted: StoredRange) -> dict[str, Tally]:
-        """The samples of ``wanted`` added up per subject, each over the range's hours."""
+    async def totals(self, wanted: StoredRange) -> dict[str, SubjectTotal]:
+        """The samples of ``wanted`` added up per subject over the range's hours, with the PUE
+        values and intensity sources seen, in one pass over the rows."""
         c = samples.c
         counts = [func.sum(case((c.coverage == i, 1), else_=0)) for i in range(len(COVERAGE_RANKS))]
         query = (
-            select(c.subject, *_sums(), *counts)
+            select(c.subject, c.pue, c.source, *_sums(), *counts)
             .where(*_filters(wanted))
-            .group_by(c.subject)
+            .group_by(c.subject, c.pue, c.source)
             .order_by(c.subject)
         )
         async with self._begin() as conn:
             rows = (await conn.execute(query)).all()
-        return {
-            row[0]: Tally(
-                hours=wanted.end - wanted.start,
-                member_hours=int(row[1]),
-                energy_wh=float(row[2]),
-                grams=row[3],
-                energy_with_grams_wh=float(row[4]),
-                baseline_grams=row[5],
-                grams_with_baseline=float(row[6]),
-                coverage={cls: int(n) for cls, n in zip(COVERAGE_RANKS, row[7:], strict=True)},
-            )
-            for row in rows
-        }
-
-    async def details(self, wanted: StoredRange) -> dict[str, tuple[list[float], list[str]]]:
-        """Per subject, the distinct PUE values and intensity sources of ``wanted``."""
-        c = samples.c
-        query = select(c.subject, c.pue, c.source).distinct().where(*_filters(wanted))
-        async with self._begin() as conn:
-            rows = (await conn.execute(query)).all()
-        found: dict[str, tuple[set[float], set[str]]] = {}
-        for subject, pue, source in rows:
-            pues, sources = found.setdefault(subject, (set(), set()))
-            if pue is not None:
-                pues.add(pue)
-            if source is not None:
-                sources.add(source)
-        return {name: (sorted(p), sorted(src)) for name, (p, src) in found.items()}
+        found: dict[str, SubjectTotal] = {}
+        for subject, pue, source, *sums in rows:
+            total = found.setdefault(subject, SubjectTotal(Tally(hours=wanted.end - wanted.start)))
+            total.tally.merge(_tally(sums))
+            if pue is not None and pue not in total.pues:
+                total.pues.append(pue)
+            if source is not None and source not in total.sources:
+                total.sources.append(source)
+        for total in found.values():
+            total.pues.sort()
+            total.sources.sort()
+        return found
 
     async def read(self, wanted: StoredRange) -> list[Sample]:
         """The stored samples of ``wanted``, by hour then subject."""
@@ -245,6 +230,19 @@ class HistoryStore:
         async with self._begin() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_sample(row) for row in rows]
+
+
+def _tally(sums: Sequence[Any]) -> Tally:
+    """A ``Tally`` of one group's ``_sums()`` followed by its coverage counts."""
+    return Tally(
+        member_hours=int(sums[0]),
+        energy_wh=float(sums[1]),
+        grams=sums[2],
+        energy_with_grams_wh=float(sums[3]),
+        baseline_grams=sums[4],
+        grams_with_baseline=float(sums[5]),
+        coverage={cls: int(n) for cls, n in zip(COVERAGE_RANKS, sums[6:], strict=True)},
+    )
 
 
 def _filters(wanted: StoredRange) -> list[ColumnElement[bool]]:

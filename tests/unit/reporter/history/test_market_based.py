@@ -13,7 +13,7 @@ from reporter.history.instruments import Instrument, load_instruments, parse_ins
 from reporter.history.market import market_based
 from reporter.history.report import Accounts, Period, Signal, build_report
 from reporter.history.samples import Coverage, Kind, Sample
-from reporter.history.series import Tally
+from reporter.history.series import SubjectTotal, Tally
 from shared.core.errors import ConfigError
 
 DAY = datetime(2026, 11, 26, tzinfo=UTC)
@@ -94,8 +94,7 @@ def test_the_report_keeps_market_based_figures_out_of_location_based_ones() -> N
     oregon = Tally(hours=2, energy_wh=20_000, grams=6000, energy_with_grams_wh=20_000)
     plain = Accounts(
         cluster=oregon,
-        regions={"eu-west-1": oregon},
-        region_details={},
+        regions={"eu-west-1": SubjectTotal(oregon)},
         roles={},
         replicas=Tally(hours=2),
         replica_hours={},

@@ -4,6 +4,7 @@ writes keyed by (hour, subject), gaps left as gaps, retention."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -144,11 +145,12 @@ async def test_hours_add_up_their_subjects_at_the_worst_coverage(store: HistoryS
 async def test_totals_add_up_each_subject_over_the_range(store: HistoryStore) -> None:
     await store.record([region_sample(NOON + i * HOUR, "a", grams=10.0 * i) for i in range(3)])
     await store.record([Sample(NOON, Kind.REGION, "b", 1, 500.0, None, Coverage.MISSING)])
+    await store.record([replace(region_sample(NOON + 3 * HOUR, "a"), source="static", pue=1.2)])
     totals = await store.totals(hours(NOON, 4))
-    assert totals["a"].grams == 30.0
-    assert totals["a"].energy_wh == 3000.0
-    assert totals["a"].coverage_json() == {"live": 3, "stale": 0, "static": 0, "missing": 1}
-    assert totals["b"].grams is None
-    assert totals["b"].coverage_json() == {"live": 0, "stale": 0, "static": 0, "missing": 4}
-    details = await store.details(hours(NOON, 4))
-    assert details["a"] == ([1.135], ["electricitymaps"])
+    a, b = totals["a"], totals["b"]
+    assert a.tally.grams == 150.0
+    assert a.tally.energy_wh == 4000.0
+    assert a.tally.coverage_json() == {"live": 4, "stale": 0, "static": 0, "missing": 0}
+    assert (a.pues, a.sources) == ([1.135, 1.2], ["electricitymaps", "static"])
+    assert b.tally.grams is None
+    assert b.tally.coverage_json() == {"live": 0, "stale": 0, "static": 0, "missing": 4}
