@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--only admission,carbon,...,readpool-model,readpool-kube]``.
+"""``python -m bench [--quick] [--only admission,carbon,...,readpool-kube,history]``.
 
 Runs the chosen parts in order and writes ``bench/results/latest.json`` and ``latest.md``. With
 ``--only``, parts not run keep their previous results in those files. ``--quick`` (a couple of
@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import admission, carbon, growth, readpool, reporter, results
+from bench import admission, carbon, growth, history, readpool, reporter, results
 from shared.core.clock import rfc3339
 
 logger = logging.getLogger("bench")
@@ -31,6 +31,7 @@ PARTS: dict[str, Callable[[bool], Awaitable[dict[str, Any]]]] = {
     "growth": growth.run,
     "readpool-model": readpool.run,
     "readpool-kube": lambda quick: _readpool_kube(quick),
+    "history": history.run,
 }
 
 
@@ -125,6 +126,10 @@ def _headline(parts: dict[str, Any]) -> dict[str, Any]:
         }
     if result("growth"):
         headline["growth"] = result("growth")["growth_factor"]
+    if result("history"):
+        headline["history"] = {
+            name: target["value"] for name, target in result("history")["targets"].items()
+        }
     return headline
 
 
