@@ -272,10 +272,18 @@ def _policy_table(policies: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def _latency_table(title: str, rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """p50, p99 and throughput per endpoint, and the server's CPU per request when measured."""
+    cpu = all("server_cpu_ms_per_request" in row for row in rows.values())
     return _table(
-        [title, "p50 ms", "p99 ms", "req/s"],
+        [title, "p50 ms", "p99 ms", "req/s", *(["server CPU ms/request"] if cpu else [])],
         [
-            [name, row["p50_ms"], row["p99_ms"], row["throughput_per_s"]]
+            [
+                name,
+                row["p50_ms"],
+                row["p99_ms"],
+                row["throughput_per_s"],
+                *([row["server_cpu_ms_per_request"]] if cpu else []),
+            ]
             for name, row in rows.items()
         ],
     )
@@ -360,8 +368,7 @@ def _history(r: Mapping[str, Any]) -> list[str]:
         f"{disk['samples']} samples written in {disk['write_seconds']} s).",
         "",
     ]
-    endpoints = {name: row for name, row in latency.items() if isinstance(row, Mapping)}
-    lines += _latency_table("endpoint, 30 days x 100 regions (sequential)", endpoints)
+    lines += _latency_table("endpoint, 30 days x 100 regions (sequential)", latency)
     lines += [
         f"Recording at {recording['nodes']} nodes: at most {recording['cpu_ms_max']} ms of CPU "
         f"({recording['wall_ms_max']} ms wall) per hourly sample of "

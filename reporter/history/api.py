@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, get_args
 
+import orjson
 from aiohttp import web
 from multidict import MultiMapping
 
@@ -80,6 +81,11 @@ def resolve_period(
     return Period(start, end)
 
 
+def _json(body: dict[str, Any]) -> web.Response:
+    # A month of hourly points is a large document; orjson writes it several times faster.
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
 def _ceil_hour(at: datetime) -> datetime:
     floor = hour_of(at)
     return floor if floor == at else floor + HOUR
@@ -140,7 +146,7 @@ async def get_history(request: web.Request) -> web.Response:
         replica_hours = await history(store.hourly(history.range(Kind.REPLICAS)))
         replicas = {h.hour: h for h in replica_hours}
     series = points(hours, start=period.start, end=period.end, step=step, replicas=replicas)
-    return web.json_response(
+    return _json(
         {
             "subject": subject,
             "from": rfc3339(period.start),
@@ -202,7 +208,7 @@ async def get_report(request: web.Request) -> web.Response:
             content_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
-    return web.json_response(report)
+    return _json(report)
 
 
 def add_routes(app: web.Application) -> None:

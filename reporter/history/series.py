@@ -64,30 +64,46 @@ class Tally:
 
     def add(self, hourly: Hourly) -> None:
         """Add one recorded hour."""
-        self.merge(
-            Tally(
-                energy_wh=hourly.energy_wh,
-                grams=hourly.grams,
-                energy_with_grams_wh=hourly.energy_with_grams_wh,
-                baseline_grams=hourly.baseline_grams,
-                grams_with_baseline=hourly.grams_with_baseline,
-                member_hours=hourly.members,
-                coverage={c: int(c is hourly.coverage) for c in Coverage},
-            )
+        self._sum(
+            hourly.energy_wh,
+            hourly.grams,
+            hourly.energy_with_grams_wh,
+            hourly.baseline_grams,
+            hourly.grams_with_baseline,
+            hourly.members,
         )
+        self.coverage[hourly.coverage] += 1
 
     def merge(self, other: Tally) -> None:
         """Add ``other``'s sums (over the same range) to these."""
-        self.energy_wh += other.energy_wh
-        self.member_hours += other.member_hours
-        self.energy_with_grams_wh += other.energy_with_grams_wh
-        self.grams_with_baseline += other.grams_with_baseline
-        if other.grams is not None:
-            self.grams = (self.grams or 0.0) + other.grams
-        if other.baseline_grams is not None:
-            self.baseline_grams = (self.baseline_grams or 0.0) + other.baseline_grams
+        self._sum(
+            other.energy_wh,
+            other.grams,
+            other.energy_with_grams_wh,
+            other.baseline_grams,
+            other.grams_with_baseline,
+            other.member_hours,
+        )
         for cls, count in other.coverage.items():
             self.coverage[cls] += count
+
+    def _sum(
+        self,
+        energy_wh: float,
+        grams: float | None,
+        energy_with_grams_wh: float,
+        baseline_grams: float | None,
+        grams_with_baseline: float,
+        member_hours: int,
+    ) -> None:
+        self.energy_wh += energy_wh
+        self.member_hours += member_hours
+        self.energy_with_grams_wh += energy_with_grams_wh
+        self.grams_with_baseline += grams_with_baseline
+        if grams is not None:
+            self.grams = (self.grams or 0.0) + grams
+        if baseline_grams is not None:
+            self.baseline_grams = (self.baseline_grams or 0.0) + baseline_grams
 
     @property
     def recorded(self) -> int:

@@ -32,15 +32,20 @@ async def test_filling_a_history_file_writes_every_sample_once(tmp_path: Path) -
 
 
 def test_the_results_page_renders_the_history_part() -> None:
-    row = {"p50_ms": 1.0, "p99_ms": 2.0, "throughput_per_s": 500.0}
+    row = {
+        "p50_ms": 1.0,
+        "p99_ms": 2.0,
+        "throughput_per_s": 500.0,
+        "server_cpu_ms_per_request": 0.75,
+    }
     target = {"target": "<= 50 ms", "value": 2.0, "met": True}
     result = {
         "disk": {"year_mb": 100.0, "year_basis": "measured", "samples": 10, "write_seconds": 1},
-        "latency": {"history_cluster_hourly": row, "cpu_seconds": 1.0},
+        "latency": {"history_cluster_hourly": row},
         "recording": {"nodes": 5000, "cpu_ms_max": 60, "wall_ms_max": 90, "samples_per_hour": 40},
         "targets": {"history p99": target},
         "load_average_at_end": 1.5,
     }
     page = markdown({"parts": {"history": {"mode": "quick", "result": result}}})
     assert "## History" in page
-    assert "| history_cluster_hourly | 1.000 | 2.000 | 500 |" in page
+    assert "| history_cluster_hourly | 1.000 | 2.000 | 500 | 0.750 |" in page
