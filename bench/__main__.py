@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--only admission,carbon,...,apiserver-load,follow-model]``.
+"""``python -m bench [--quick] [--only admission,carbon,...,follow-model,history]``.
 
 Runs the chosen parts in order and writes ``bench/results/latest.json`` and ``latest.md``. With
 ``--only``, parts not run keep their previous results in those files. ``--quick`` (a couple of
@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import admission, carbon, follow, growth, readpool, reporter, results
+from bench import admission, carbon, follow, growth, history, readpool, reporter, results
 from shared.core.clock import rfc3339
 
 logger = logging.getLogger("bench")
@@ -37,6 +37,7 @@ PARTS: dict[str, Callable[[bool], Awaitable[dict[str, Any]]]] = {
     "envelope": lambda quick: _envelope(quick),
     "apiserver-load": lambda quick: _apiserver_load(quick),
     "follow-model": follow.run,
+    "history": history.run,
 }
 
 
@@ -147,6 +148,10 @@ def _headline(parts: dict[str, Any]) -> dict[str, Any]:
         headline["follow"] = {
             case: {key: verdict[key] for key in ("fraction_of_oracle", "evictions_per_replica_day")}
             for case, verdict in result("follow-model")["targets"].items()
+        }
+    if result("history"):
+        headline["history"] = {
+            name: target["value"] for name, target in result("history")["targets"].items()
         }
     return headline
 

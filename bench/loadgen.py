@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,3 +139,28 @@ async def open_loop(
     for task in tasks:
         task.cancel()
     return LoadResult(count, errors + len(tasks), time.perf_counter() - started, tuple(latencies))
+
+
+async def sequential_gets(
+    session: aiohttp.ClientSession,
+    urls: Mapping[str, str],
+    *,
+    max_requests: int,
+    max_seconds: float,
+) -> dict[str, dict[str, Any]]:
+    """Each named URL in turn, one GET at a time: its latency summary. A failure fails the run."""
+    summaries: dict[str, dict[str, Any]] = {}
+    for name, url in urls.items():
+        result = await closed_loop(
+            session,
+            url,
+            [None],
+            concurrency=1,
+            max_requests=max_requests,
+            max_seconds=max_seconds,
+            method="GET",
+        )
+        if result.errors:
+            raise RuntimeError(f"{url}: {result.errors} failed requests")
+        summaries[name] = result.summary()
+    return summaries

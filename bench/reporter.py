@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.loadgen import closed_loop, open_loop
+from bench.loadgen import closed_loop, open_loop, sequential_gets
 from bench.payloads import read_pool_pod, review_bodies
 from bench.servers import Server, make_tls, running
 from shared.settings import CarbonSettings
@@ -49,19 +49,14 @@ async def _latencies(server: Server, quick: bool) -> dict[str, Any]:
                 raise RuntimeError(f"/nodes answered {response.status}")
         first = (time.perf_counter() - started) * 1000
         results: dict[str, Any] = {"first_request_ms": round(first, 1)}
-        for name, path in ENDPOINTS.items():
-            result = await closed_loop(
+        results.update(
+            await sequential_gets(
                 session,
-                server.url(path),
-                [None],
-                concurrency=1,
+                {name: server.url(path) for name, path in ENDPOINTS.items()},
                 max_requests=100 if quick else 400,
                 max_seconds=3.0 if quick else 10.0,
-                method="GET",
             )
-            if result.errors:
-                raise RuntimeError(f"{path}: {result.errors} failed requests")
-            results[name] = result.summary()
+        )
         return results
 
 

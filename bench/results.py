@@ -99,6 +99,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         ("envelope", _envelope),
         ("apiserver-load", _apiserver_load),
         ("follow-model", _follow),
+        ("history", _history),
     ):
         part = parts.get(name)
         if part is None:
@@ -318,23 +319,33 @@ def _envelope(r: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _latency_table(title: str, rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """p50, p99 and throughput per endpoint, and the server's CPU per request when measured."""
+    cpu = all("server_cpu_ms_per_request" in row for row in rows.values())
+    return _table(
+        [title, "p50 ms", "p99 ms", "req/s", *(["server CPU ms/request"] if cpu else [])],
+        [
+            [
+                name,
+                row["p50_ms"],
+                row["p99_ms"],
+                row["throughput_per_s"],
+                *([row["server_cpu_ms_per_request"]] if cpu else []),
+            ]
+            for name, row in rows.items()
+        ],
+    )
+
+
 def _reporter(r: Mapping[str, Any]) -> list[str]:
     lines = [
         f"{r['nodes']} nodes, {r['pods']} pods; ready in {r['startup_s']} s; first request "
         f"(builds the view) {r['first_request_ms']} ms.",
         "",
     ]
-    lines += _table(
-        ["endpoint (sequential requests)", "p50 ms", "p99 ms", "req/s"],
-        [
-            [
-                name,
-                r["endpoints"][name]["p50_ms"],
-                r["endpoints"][name]["p99_ms"],
-                r["endpoints"][name]["throughput_per_s"],
-            ]
-            for name in ("nodes", "nodes_all", "metrics_summary", "prometheus")
-        ],
+    endpoints = ("nodes", "nodes_all", "metrics_summary", "prometheus")
+    lines += _latency_table(
+        "endpoint (sequential requests)", {name: r["endpoints"][name] for name in endpoints}
     )
     calls = r["provider_calls"]
     lines += [
@@ -520,6 +531,26 @@ def _follow_2023(r: Mapping[str, Any] | None) -> list[str]:
         f"Targets met in {len(met)} of {len(r['targets'])} cases: " + (", ".join(met) or "none"),
         "",
     ]
+
+
+def _history(r: Mapping[str, Any]) -> list[str]:
+    disk, latency, recording = r["disk"], r["latency"], r["recording"]
+    lines = [
+        f"A year of 100 regions: {disk['year_mb']} MB on disk ({disk['year_basis']}; "
+        f"{disk['samples']} samples written in {disk['write_seconds']} s).",
+        "",
+    ]
+    lines += _latency_table("endpoint, 30 days x 100 regions (sequential)", latency)
+    lines += [
+        f"Recording at {recording['nodes']} nodes: at most {recording['cpu_ms_max']} ms of CPU "
+        f"({recording['wall_ms_max']} ms wall) per hourly sample of "
+        f"{recording['samples_per_hour']} rows. Load average at the end: "
+        f"{r['load_average_at_end']:.1f}.",
+        "",
+        *_targets(r["targets"]),
+        "",
+    ]
+    return lines
 
 
 def _targets(targets: Mapping[str, Mapping[str, Any]]) -> list[str]:

@@ -4,6 +4,9 @@
   AdmissionReview and allows it, echoing the uid. Same TLS and body limit as the webhook.
 * ``webhook``: the product's ``/mutate`` app (``webhook.app.create_app``) on mock carbon data and
   the demo inventory, or a generated cluster of ``--nodes`` nodes.
+* ``history``: the product's reporter app over an existing history file (``--history-file``),
+  its clock pinned at ``--clock``, for the ``history`` and ``report`` endpoints. No carbon data
+  is ever ready, so its recorder adds nothing to the file.
 * ``reporter``: the product's reporter app on a generated cluster, fed by the real background
   refresher, provider chain and cache over the mock provider. ``--time-scale`` runs the clock the
   refresher and cache see that many times faster than real time (refresh interval scaled to
@@ -33,6 +36,7 @@ from aiohttp import web
 
 from bench.cluster import inventory_regions, mock_snapshot, synthetic_cluster
 from reporter.app import create_app as create_reporter_app
+from reporter.history.store import HistoryStore
 from reporter.settings import ReporterSettings
 from shared.carbon.cache import CarbonCache
 from shared.carbon.chain import ProviderChain
@@ -151,6 +155,23 @@ def reporter_app(nodes: int, pods: int, scale: float) -> tuple[web.Application, 
     return app, {"nodes": len(inventory.nodes), "pods": len(inventory.pods)}
 
 
+class _NoSnapshot:
+    snapshot = None
+
+
+def history_app(history_file: str, clock: str) -> tuple[web.Application, dict[str, Any]]:
+    settings = ReporterSettings(host="127.0.0.1")
+    app = create_reporter_app(
+        settings,
+        snapshot_source=_NoSnapshot(),
+        inventory=demo_inventory(),
+        catalog=RegionCatalog.load(),
+        clock=fixed(datetime.fromisoformat(clock)),
+        history=HistoryStore.open(history_file),
+    )
+    return app, {"history": history_file}
+
+
 async def serve(args: argparse.Namespace) -> None:
     context: ssl.SSLContext | None = None
     info: dict[str, Any] = {}
@@ -160,6 +181,8 @@ async def serve(args: argparse.Namespace) -> None:
     elif args.kind == "webhook":
         app, info = await webhook_app(args.nodes, args.pods)
         context = _ssl(args.cert_dir)
+    elif args.kind == "history":
+        app, info = history_app(args.history_file, args.clock)
     else:
         app, info = reporter_app(args.nodes, args.pods, args.time_scale)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -179,13 +202,15 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.serve")
-    parser.add_argument("kind", choices=("floor", "webhook", "reporter"))
+    parser.add_argument("kind", choices=("floor", "webhook", "reporter", "history"))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cert-dir", help="directory with tls.crt and tls.key (HTTPS servers)")
     parser.add_argument("--nodes", type=int, default=0, help="generated nodes; 0: demo inventory")
     parser.add_argument("--pods", type=int, default=0)
     parser.add_argument("--time-scale", type=float, default=1.0)
     parser.add_argument("--cpu", type=int, help="pin the process to this CPU")
+    parser.add_argument("--history-file", help="the SQLite history a history server reads")
+    parser.add_argument("--clock", help="RFC 3339 time a history server's clock is pinned at")
     args = parser.parse_args()
     if args.cpu is not None:
         with contextlib.suppress(OSError, AttributeError):

@@ -18,6 +18,8 @@ from kubernetes_asyncio.client import ApiClient
 
 from reporter.app import CleanupContext, create_app
 from reporter.health import RefresherHealth
+from reporter.history.instruments import load_instruments
+from reporter.history.store import HistoryStore
 from reporter.settings import InventorySource, ReporterSettings
 from reporter.usage import NodeMetricsPoller
 from shared.cluster.demo import demo_inventory
@@ -90,6 +92,10 @@ async def build_app(
         usage=usage,
         provider_errors=lambda: runtime.chain.error_kinds,
         background=background,
+        history=HistoryStore.open(settings.history_url.reveal()),
+        instruments=load_instruments(settings.instruments_file)
+        if settings.instruments_file
+        else (),
     )
 
 

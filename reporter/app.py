@@ -1,7 +1,8 @@
 """``create_app``: the reporter's aiohttp application, reused as is by tests and ``__main__``.
 
 Everything the handlers read is injected: the snapshot source (the background refresher), the
-inventory, the region catalog, the clock and optional health, CPU-usage and provider-error sources.
+inventory, the region catalog, the clock, optional health, CPU-usage and provider-error sources,
+the history store the hourly recorder writes to, and the declared market-based instruments.
 Background work (refresher, inventory watch, metrics polling) is passed in as cleanup contexts so
 its lifetime is the application's.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import timedelta
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -17,6 +19,10 @@ from aiohttp.typedefs import Handler, Middleware
 from reporter.dashboard import add_dashboard_routes
 from reporter.errors import error_middleware
 from reporter.health import HealthSource
+from reporter.history import api as history_api
+from reporter.history.instruments import Instrument, by_region
+from reporter.history.recorder import HistoryRecorder
+from reporter.history.store import HistoryStore
 from reporter.metrics import Exposition, ProviderErrors
 from reporter.regions import RegionLookup
 from reporter.routes import REPORTER, Reporter, add_routes
@@ -57,6 +63,8 @@ def create_app(
     usage: NodeUsage | None = None,
     provider_errors: ProviderErrors | None = None,
     background: Sequence[CleanupContext] = (),
+    history: HistoryStore | None = None,
+    instruments: Sequence[Instrument] = (),
 ) -> web.Application:
     views = ViewCache(
         snapshot_source=snapshot_source,
@@ -68,6 +76,17 @@ def create_app(
         horizon_hours=settings.carbon.horizon_hours,
     )
     exposition = Exposition(views, clock, provider_errors)
+    recorder = (
+        HistoryRecorder(
+            history,
+            views,
+            clock=clock,
+            interval=timedelta(seconds=settings.history_interval_seconds),
+            retention=timedelta(days=settings.history_retention_days),
+        )
+        if history is not None
+        else None
+    )
     reporter = Reporter(
         settings=settings,
         views=views,
@@ -75,11 +94,17 @@ def create_app(
         clock=clock,
         health_source=health_source,
         exposition=exposition,
+        history=recorder,
+        instruments=by_region(tuple(instruments)),
     )
     # Counting sits outside the error middleware so it sees the final (JSON error) status.
     app = web.Application(middlewares=[_count_requests(reporter), error_middleware])
     app[REPORTER] = reporter
     add_routes(app)
     add_dashboard_routes(app)
+    history_api.add_routes(app)
     app.cleanup_ctx.extend(background)
+    if recorder is not None:
+        # After the background work, so it stops first and the last sample is not cut short.
+        app.cleanup_ctx.append(recorder.lifecycle)
     return app

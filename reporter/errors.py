@@ -50,3 +50,10 @@ class RegionNotFound(ApiError):
 
     def body(self) -> dict[str, Any]:
         return {**super().body(), "suggestions": list(self.suggestions)}
+
+
+class HistoryUnavailable(ApiError):
+    """The history database is not ready or does not answer (503); the live views still work."""
+
+    status = 503
+    code = "history_unavailable"

@@ -10,7 +10,8 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
 import orjson
 from multidict import MultiMapping
@@ -98,3 +99,38 @@ def decode_continue(query: MultiMapping[str], name: str = "continue") -> str | N
     if not isinstance(after, str) or not after:
         raise error
     return after
+
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9:.]+([Zz]|[+-][0-9]{2}:[0-9]{2})")
+
+
+def moment(query: MultiMapping[str], name: str) -> datetime | None:
+    """An RFC 3339 time with a zone (``2026-11-26T12:00:00Z``) or a date (``2026-11-26``,
+    midnight UTC), as UTC; None when absent."""
+    raw = single(query, name)
+    if raw is None:
+        return None
+    error = BadParameter(
+        name, f"must be an RFC 3339 time with a zone or a date (YYYY-MM-DD), got {raw[:40]!r}"
+    )
+    if _DATE.fullmatch(raw):
+        text = raw + "T00:00:00+00:00"
+    elif _MOMENT.fullmatch(raw):
+        text = raw.replace("Z", "+00:00").replace("z", "+00:00")
+    else:
+        raise error
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise error from None
+
+
+def choice(query: MultiMapping[str], name: str, choices: Sequence[str], *, default: str) -> str:
+    """One of ``choices`` exactly; ``default`` when absent."""
+    raw = single(query, name)
+    if raw is None:
+        return default
+    if raw not in choices:
+        raise BadParameter(name, f"must be one of {', '.join(choices)}, got {raw[:40]!r}")
+    return raw

@@ -32,6 +32,8 @@ from shared.scoring.ranking import rank
 RANKING_ANNOTATION = "stellar.org/carbon-ranking"
 CONSTRAINT_ANNOTATION = "stellar.org/carbon-constraint"
 DEFAULT_HORIZON_HOURS = 24
+BASELINE = "even spread over eligible regions"
+"""The counterfactual savings are measured against, named wherever savings are shown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +165,7 @@ def placement_json(placement: ReplicaPlacement) -> dict[str, Any]:
         "gCO2eqPerHour": _round(placement.g_per_hour),
         "baselineGCO2eqPerHour": _round(placement.baseline_g_per_hour),
         "savingsPercent": _round(savings, 2),
-        "baseline": "even spread over eligible regions",
+        "baseline": BASELINE,
     }
 
 

@@ -6,7 +6,8 @@ No handler awaits anything but writing its response; every number comes from the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +18,8 @@ from reporter import openapi, params
 from reporter.errors import BadParameter, RegionNotFound
 from reporter.forecast import optimal_windows, points_within, rolling_average
 from reporter.health import HealthSource, carbon_check, health_json, kubernetes_check
+from reporter.history.instruments import Instrument
+from reporter.history.recorder import HistoryRecorder
 from reporter.metrics import Exposition
 from reporter.placement import placement_json
 from reporter.regions import RegionLookup
@@ -45,6 +48,9 @@ class Reporter:
     clock: Clock
     health_source: HealthSource | None
     exposition: Exposition
+    history: HistoryRecorder | None = None
+    instruments: Mapping[str, tuple[Instrument, ...]] = field(default_factory=dict)
+    """Declared market-based instruments by region."""
 
 
 REPORTER = web.AppKey("reporter", Reporter)
@@ -175,6 +181,8 @@ async def health(request: web.Request) -> web.Response:
     ]
     if state.health_source is not None:
         checks.extend(state.health_source.checks())
+    if state.history is not None:
+        checks.append(state.history.check())
     body, status = health_json(checks, now=now)
     return _json(body, status)
 

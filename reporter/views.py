@@ -184,6 +184,11 @@ class ViewCache:
     def inventory(self) -> Inventory:
         return self._inventory
 
+    def ready(self) -> bool:
+        """Whether the carbon data has been refreshed once and the inventory listed once: before
+        that a view describes nothing real."""
+        return self._snapshot_source.snapshot is not None and self._inventory.synced
+
     def snapshot(self) -> CarbonSnapshot:
         """The source's snapshot; before the first refresh, one stable empty snapshot."""
         snapshot = self._snapshot_source.snapshot

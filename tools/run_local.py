@@ -52,6 +52,7 @@ def main() -> int:
         STELLAR_CARBON_WEBHOOK_SHUTDOWN_DELAY="0",
         STELLAR_CARBON_REPORTER_INVENTORY=args.inventory,
         STELLAR_CARBON_REPORTER_HOST=args.bind,
+        STELLAR_CARBON_REPORTER_HISTORY_URL=str(LOCAL / "history.db"),
     )
     children = {
         name: subprocess.Popen([sys.executable, "-m", name], env=env)

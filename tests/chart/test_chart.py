@@ -9,7 +9,9 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
+from reporter.history.instruments import parse_instruments
 from tests.chart.conftest import (
     CHART,
     RELEASE_NAMESPACE,
@@ -392,3 +394,91 @@ def test_the_tier_settings_reach_the_component_as_set(render: Render) -> None:
     assert env["STELLAR_CARBON_TIERS_MODE"]["value"] == "label"
     assert env["STELLAR_CARBON_TIERS_DWELL"]["value"] == "3600"
     assert env["STELLAR_CARBON_PROVIDERS"]["value"] == "mock"
+
+
+# --- the reporter's history -----------------------------------------------------------------------
+
+
+def volumes_of(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    spec = deployment(objects, "reporter")["spec"]["template"]["spec"]
+    return {v["name"]: v for v in spec["volumes"]}
+
+
+def test_the_reporter_keeps_its_history_in_an_sqlite_file_on_an_empty_dir_by_default(
+    render: Render,
+) -> None:
+    objects = render()
+    env = env_of(deployment(objects, "reporter"))
+    assert env["STELLAR_CARBON_REPORTER_HISTORY_URL"]["value"] == (
+        "/var/lib/stellar-carbon/history.db"
+    )
+    assert env["STELLAR_CARBON_REPORTER_HISTORY_RETENTION_DAYS"]["value"] == "400"
+    assert "emptyDir" in volumes_of(objects)["history"]
+    (container,) = deployment(objects, "reporter")["spec"]["template"]["spec"]["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["history"] == "/var/lib/stellar-carbon"
+    assert by_kind(objects, "PersistentVolumeClaim") == []
+
+
+def test_history_persistence_claims_a_volume_that_outlives_the_release(render: Render) -> None:
+    objects = render(None, "reporter.history.persistence.enabled=true")
+    claim = one(objects, "PersistentVolumeClaim")
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    volume = volumes_of(objects)["history"]
+    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+
+
+def test_a_postgresql_history_comes_from_a_secret_and_needs_no_volume(render: Render) -> None:
+    objects = render(
+        None, "reporter.history.existingSecret=reporter-history", "reporter.replicas=2"
+    )
+    env = env_of(deployment(objects, "reporter"))
+    assert env["STELLAR_CARBON_REPORTER_HISTORY_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "reporter-history",
+        "key": "url",
+    }
+    assert "history" not in volumes_of(objects)
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["reporter.history.url=postgresql://u:pw@db/history"], "put the whole URL in a Secret"),
+        (["reporter.history.url=mysql://db/history"], "reporter/history/url"),
+        (
+            ["reporter.history.persistence.enabled=true", "reporter.replicas=2"],
+            "share a PostgreSQL history",
+        ),
+        (
+            ["reporter.history.url=postgresql://db/h", "reporter.history.existingSecret=s"],
+            "not both",
+        ),
+    ],
+)
+def test_impossible_history_values_fail_with_a_message_saying_what_to_change(
+    sets: list[str], message: str
+) -> None:
+    assert message in render_error(*sets)
+
+
+def test_declared_instruments_reach_the_reporter_as_a_mounted_file(render: Render) -> None:
+    objects = render(
+        None,
+        "reporter.history.instruments[0].region=eu-west-1",
+        "reporter.history.instruments[0].kind=ppa",
+        "reporter.history.instruments[0].source=Wind PPA",
+        "reporter.history.instruments[0].validFrom=2026-01-01",
+        "reporter.history.instruments[0].validTo=2026-12-31",
+        "reporter.history.instruments[0].mwh=120",
+        "reporter.history.instruments[0].gramsPerKwh=0",
+    )
+    (config,) = [
+        c for c in by_kind(objects, "ConfigMap") if c["metadata"]["name"].endswith("-instruments")
+    ]
+    parsed = parse_instruments(yaml.safe_load(config["data"]["instruments.yaml"]), "chart")
+    assert [(i.region, str(i.kind), i.mwh) for i in parsed] == [("eu-west-1", "ppa", 120)]
+    env = env_of(deployment(objects, "reporter"))
+    assert env["STELLAR_CARBON_REPORTER_INSTRUMENTS_FILE"]["value"] == (
+        "/etc/stellar-carbon/instruments.yaml"
+    )
+    assert volumes_of(objects)["instruments"]["configMap"]["name"] == config["metadata"]["name"]

@@ -65,13 +65,17 @@ def webhook_env(
     }
 
 
-def reporter_env(*, kubeconfig: Path, port: int, carbon: Mapping[str, str]) -> dict[str, str]:
-    """The reporter outside the cluster: nodes and pods from ``kubeconfig``, on loopback."""
+def reporter_env(
+    *, kubeconfig: Path, port: int, carbon: Mapping[str, str], history: Path
+) -> dict[str, str]:
+    """The reporter outside the cluster: nodes and pods from ``kubeconfig``, on loopback, its
+    history in ``history`` (an SQLite file)."""
     return {
         "STELLAR_CARBON_REPORTER_INVENTORY": "kubernetes",
         "KUBECONFIG": str(kubeconfig),
         "STELLAR_CARBON_REPORTER_HOST": "127.0.0.1",
         "STELLAR_CARBON_REPORTER_PORT": str(port),
+        "STELLAR_CARBON_REPORTER_HISTORY_URL": str(history),
         **carbon,
     }
 
@@ -297,7 +301,12 @@ class LocalReporter(_Lifetime):
         self.service = LocalService(
             "reporter",
             "reporter",
-            reporter_env(kubeconfig=control_plane.kubeconfig_path, port=self.port, carbon=carbon),
+            reporter_env(
+                kubeconfig=control_plane.kubeconfig_path,
+                port=self.port,
+                carbon=carbon,
+                history=log_dir / f"reporter-{self.port}-history.db",
+            ),
             log_dir,
         )
 

@@ -139,6 +139,7 @@ def test_the_installed_reporter_serves_its_health_endpoint(
             STELLAR_CARBON_REPORTER_INVENTORY="demo",
             STELLAR_CARBON_REPORTER_HOST="127.0.0.1",
             STELLAR_CARBON_REPORTER_PORT=str(port),
+            STELLAR_CARBON_REPORTER_HISTORY_URL=str(workdir / "history.db"),
         ),
         workdir,
     )

@@ -25,6 +25,11 @@
 {{- printf "%s-reporter" (include "stellar-carbon.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{- /* "true" when the reporter keeps its history in an SQLite file (no PostgreSQL URL given). */ -}}
+{{- define "stellar-carbon.reporter.sqliteHistory" -}}
+{{- if not (or .Values.reporter.history.url .Values.reporter.history.existingSecret) -}}true{{- end -}}
+{{- end }}
+
 {{- define "stellar-carbon.tiers.fullname" -}}
 {{- printf "%s-tiers" (include "stellar-carbon.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}

@@ -15,6 +15,7 @@ import pytest
 
 from reporter.__main__ import build_app, main, serve
 from reporter.settings import ReporterSettings
+from shared.core.secret import Secret
 from shared.settings import CarbonSettings
 from tests.unit.reporter.cluster import NOW
 from tests.unit.reporter.contract import call
@@ -23,9 +24,13 @@ API = "/api/v1/sustainability"
 
 
 async def test_the_demo_setup_becomes_healthy_and_reports_the_demo_cluster(
-    aiohttp_client: Any,
+    aiohttp_client: Any, tmp_path: Path
 ) -> None:
-    settings = ReporterSettings(inventory="demo", carbon=CarbonSettings(mock_clock=NOW))
+    settings = ReporterSettings(
+        inventory="demo",
+        carbon=CarbonSettings(mock_clock=NOW),
+        history_url=Secret(str(tmp_path / "history.db")),
+    )
     client = await aiohttp_client(await build_app(settings))
     async with asyncio.timeout(20):
         # Polls the public health endpoint, exactly as a readiness probe would.
@@ -47,12 +52,18 @@ async def test_the_demo_setup_becomes_healthy_and_reports_the_demo_cluster(
     assert forecast["optimalDataPoints"]
 
 
-async def test_the_served_reporter_answers_unparseable_requests_with_the_json_error() -> None:
+async def test_the_served_reporter_answers_unparseable_requests_with_the_json_error(
+    tmp_path: Path,
+) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     settings = ReporterSettings(
-        host="127.0.0.1", port=port, inventory="demo", carbon=CarbonSettings(mock_clock=NOW)
+        host="127.0.0.1",
+        port=port,
+        inventory="demo",
+        carbon=CarbonSettings(mock_clock=NOW),
+        history_url=Secret(str(tmp_path / "history.db")),
     )
     stopping = asyncio.Event()
     served = asyncio.create_task(serve(settings, stopping=stopping))
@@ -108,4 +119,32 @@ def test_an_unreadable_region_override_file_stops_the_reporter_with_a_message(
     )
     assert done.returncode != 0
     assert "regions.yaml" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_invalid_instruments_file_stops_the_reporter_with_a_message(
+    tmp_path: Path, unused_tcp_port: int
+) -> None:
+    instruments = tmp_path / "instruments.yaml"
+    instruments.write_text(
+        "instruments:\n  - {region: eu-west-1, kind: ppa, source: PPA, validFrom: 2026-01-01,"
+        " validTo: 2026-12-31, gramsPerKwh: 0}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "reporter"],
+        env={
+            **os.environ,
+            "STELLAR_CARBON_REPORTER_INVENTORY": "demo",
+            "STELLAR_CARBON_REPORTER_PORT": str(unused_tcp_port),
+            "STELLAR_CARBON_REPORTER_HISTORY_URL": str(tmp_path / "history.db"),
+            "STELLAR_CARBON_REPORTER_INSTRUMENTS_FILE": str(instruments),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "instruments.yaml" in done.stderr
+    assert "needs mwh" in done.stderr
     assert "Traceback" not in done.stderr

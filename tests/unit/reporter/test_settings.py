@@ -59,3 +59,41 @@ def test_the_described_settings_hide_secrets() -> None:
         }
     )
     assert "very-secret-token" not in repr(settings.describe())
+
+
+def test_the_history_defaults_to_an_sqlite_file_sampled_hourly_for_400_days() -> None:
+    settings = ReporterSettings.from_env({})
+    assert settings.history_url.reveal() == "/var/lib/stellar-carbon/history.db"
+    assert settings.history_interval_seconds == 3600
+    assert settings.history_retention_days == 400
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STELLAR_CARBON_REPORTER_HISTORY_URL", "mysql://db/history"),
+        ("STELLAR_CARBON_REPORTER_HISTORY_URL", "postgresql://db.example/"),
+        ("STELLAR_CARBON_REPORTER_HISTORY_INTERVAL_SECONDS", "7200"),
+        ("STELLAR_CARBON_REPORTER_HISTORY_RETENTION_DAYS", "0"),
+    ],
+)
+def test_a_bad_history_setting_is_a_config_error_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        ReporterSettings.from_env({name: value})
+
+
+def test_a_postgresql_history_url_is_described_without_its_password() -> None:
+    url = "postgresql://reporter:hunter2@db.example:5432/history"
+    settings = ReporterSettings.from_env({"STELLAR_CARBON_REPORTER_HISTORY_URL": url})
+    assert settings.history_url.reveal() == url
+    described = settings.describe()["history_url"]
+    assert described == "postgresql://reporter:***@db.example:5432/history"
+    assert "hunter2" not in repr(settings)
+
+
+def test_a_rejected_history_url_is_not_quoted() -> None:
+    with pytest.raises(ConfigError) as raised:
+        ReporterSettings.from_env(
+            {"STELLAR_CARBON_REPORTER_HISTORY_URL": "mysql://u:hunter2@db/history"}
+        )
+    assert "hunter2" not in str(raised.value)

@@ -1,0 +1,321 @@
+"""Where samples live: an SQLite file by default, PostgreSQL when several replicas share one
+history. One code path over both: SQLAlchemy 2 core on asyncio (aiosqlite, asyncpg).
+
+Why SQLAlchemy core: the two databases differ in drivers, parameter styles, upsert spelling and
+transaction quirks, and core hides all four behind one typed query builder without an ORM's
+session and identity map. The only dialect branch left is which ``insert`` builds
+``ON CONFLICT DO NOTHING``, which both databases speak.
+
+Writes are idempotent: a sample whose (kind, subject, hour) is already stored is ignored, so a
+restart, a replay or a second replica writing the same hour keeps the first record of that hour,
+once. Nothing is ever written for an hour that was not sampled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, case, delete, event, func, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from reporter.history.samples import COVERAGE_RANKS, Kind, Sample, rank
+from reporter.history.schema import MIGRATIONS, samples, schema_version
+from reporter.history.series import Hourly, SubjectTotal, Tally
+from shared.core.errors import truncate
+
+logger = logging.getLogger(__name__)
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
+_WRITING = "stellar_carbon_writing"
+"""Execution option marking a transaction that writes (see ``HistoryStore._begin``)."""
+_MIGRATION_LOCK = 0x5C4_0001
+"""PostgreSQL advisory lock key held while migrating (any constant, the same in every replica)."""
+
+
+class HistoryError(Exception):
+    """The history database could not be opened, migrated, read or written."""
+
+
+def epoch_hour(at: datetime) -> int:
+    """Hours since the Unix epoch of ``at``'s UTC hour."""
+    return int((at - _EPOCH).total_seconds() // 3600)
+
+
+def hour_start(hour: int) -> datetime:
+    return _EPOCH + timedelta(hours=hour)
+
+
+def database_url(location: str) -> str:
+    """The SQLAlchemy URL of a ``postgresql://`` URL or an SQLite file path."""
+    if location.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + location.split("://", 1)[1]
+    return f"sqlite+aiosqlite:///{Path(location)}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRange:
+    """The samples of one kind (and optionally one subject) between two hours, half-open."""
+
+    kind: Kind
+    start: int
+    end: int
+    subject: str | None = None
+
+
+class HistoryStore:
+    """Opens the database, migrates it, and reads and writes samples."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
+
+    @classmethod
+    def open(cls, location: str) -> HistoryStore:
+        """A store over ``location`` (an SQLite path or a ``postgresql://`` URL); no I/O yet."""
+        url = make_url(database_url(location))
+        if url.get_backend_name() == "sqlite":
+            engine = create_async_engine(url)
+            _sqlite_transactions(engine)
+        else:
+            engine = create_async_engine(url, pool_pre_ping=True, pool_size=4)
+        return cls(engine)
+
+    @property
+    def backend(self) -> str:
+        return self._engine.dialect.name
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    @asynccontextmanager
+    async def _begin(self, *, writing: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A transaction; ``writing`` takes SQLite's write lock at once, so two writers queue
+        (busy timeout) instead of one failing when it upgrades a read lock."""
+        try:
+            async with self._engine.connect() as conn:
+                if writing:
+                    conn = await conn.execution_options(**{_WRITING: True})
+                async with conn.begin():
+                    yield conn
+        except (SQLAlchemyError, OSError) as e:
+            # The driver's own message, never SQLAlchemy's (which quotes the statement and its
+            # parameters); neither holds the URL's password.
+            cause = getattr(e, "orig", None) or e
+            raise HistoryError(f"{self.backend}: {truncate(str(cause))}") from e
+
+    async def migrate(self) -> int:
+        """Apply every migration not applied yet; the schema version afterwards."""
+        database = self._engine.url.database
+        if not self._postgres and database:
+            try:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise HistoryError(f"sqlite: cannot create the directory of {database}: {e}") from e
+        async with self._begin(writing=True) as conn:
+            return await conn.run_sync(self._migrate)
+
+    def _migrate(self, conn: Connection) -> int:
+        if self._postgres:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        schema_version.create(conn, checkfirst=True)
+        applied = set(conn.scalars(select(schema_version.c.version)))
+        for migration in MIGRATIONS:
+            if migration.version in applied:
+                continue
+            migration.apply(conn)
+            conn.execute(
+                insert(schema_version).values(
+                    version=migration.version,
+                    description=migration.description,
+                    applied_at=datetime.now(UTC),
+                )
+            )
+            logger.info("history schema migrated to version %d", migration.version)
+        return max(m.version for m in MIGRATIONS)
+
+    async def record(self, batch: Sequence[Sample]) -> int:
+        """Store ``batch``; samples already stored for their hour are left as they are.
+        The number newly stored."""
+        if not batch:
+            return 0
+        builder = postgresql.insert if self._postgres else sqlite.insert
+        statement = builder(samples).on_conflict_do_nothing(
+            index_elements=["kind", "subject", "hour"]
+        )
+        async with self._begin(writing=True) as conn:
+            result = await conn.execute(
+                statement.returning(samples.c.hour), [_row(s) for s in batch]
+            )
+            return len(result.all())
+
+    async def recorded(self, hour: datetime) -> bool:
+        """Whether any sample of ``hour`` is stored."""
+        async with self._begin() as conn:
+            found = await conn.scalar(
+                select(samples.c.hour).where(samples.c.hour == epoch_hour(hour)).limit(1)
+            )
+        return found is not None
+
+    async def prune(self, before: datetime) -> int:
+        """Delete the samples of hours before ``before``; the number deleted."""
+        async with self._begin(writing=True) as conn:
+            result = await conn.execute(delete(samples).where(samples.c.hour < epoch_hour(before)))
+        return int(result.rowcount or 0)
+
+    async def hourly(self, wanted: StoredRange) -> list[Hourly]:
+        """The samples of ``wanted`` added up hour by hour (one subject's, or all of a kind's),
+        in hour order; hours without a sample are absent."""
+        c = samples.c
+        query = (
+            select(c.hour, *_sums(), func.max(c.coverage))
+            .where(*_filters(wanted))
+            .group_by(c.hour)
+            .order_by(c.hour)
+        )
+        async with self._begin() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            Hourly(
+                hour=hour_start(row[0]),
+                members=int(row[1]),
+                energy_wh=float(row[2]),
+                grams=row[3],
+                energy_with_grams_wh=float(row[4]),
+                baseline_grams=row[5],
+                grams_with_baseline=float(row[6]),
+                coverage=COVERAGE_RANKS[row[7]],
+            )
+            for row in rows
+        ]
+
+    async def totals(self, wanted: StoredRange) -> dict[str, SubjectTotal]:
+        """The samples of ``wanted`` added up per subject over the range's hours, with the PUE
+        values and intensity sources seen, in one pass over the rows."""
+        c = samples.c
+        counts = [func.sum(case((c.coverage == i, 1), else_=0)) for i in range(len(COVERAGE_RANKS))]
+        query = (
+            select(c.subject, c.pue, c.source, *_sums(), *counts)
+            .where(*_filters(wanted))
+            .group_by(c.subject, c.pue, c.source)
+            .order_by(c.subject)
+        )
+        async with self._begin() as conn:
+            rows = (await conn.execute(query)).all()
+        found: dict[str, SubjectTotal] = {}
+        for subject, pue, source, *sums in rows:
+            total = found.setdefault(subject, SubjectTotal(Tally(hours=wanted.end - wanted.start)))
+            total.tally.merge(_tally(sums))
+            if pue is not None and pue not in total.pues:
+                total.pues.append(pue)
+            if source is not None and source not in total.sources:
+                total.sources.append(source)
+        for total in found.values():
+            total.pues.sort()
+            total.sources.sort()
+        return found
+
+    async def read(self, wanted: StoredRange) -> list[Sample]:
+        """The stored samples of ``wanted``, by hour then subject."""
+        query = select(samples).where(*_filters(wanted)).order_by(samples.c.hour, samples.c.subject)
+        async with self._begin() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_sample(row) for row in rows]
+
+
+def _tally(sums: Sequence[Any]) -> Tally:
+    """A ``Tally`` of one group's ``_sums()`` followed by its coverage counts."""
+    return Tally(
+        member_hours=int(sums[0]),
+        energy_wh=float(sums[1]),
+        grams=sums[2],
+        energy_with_grams_wh=float(sums[3]),
+        baseline_grams=sums[4],
+        grams_with_baseline=float(sums[5]),
+        coverage={cls: int(n) for cls, n in zip(COVERAGE_RANKS, sums[6:], strict=True)},
+    )
+
+
+def _filters(wanted: StoredRange) -> list[ColumnElement[bool]]:
+    c = samples.c
+    filters = [c.kind == wanted.kind.value, c.hour >= wanted.start, c.hour < wanted.end]
+    if wanted.subject is not None:
+        filters.append(c.subject == wanted.subject)
+    return filters
+
+
+def _sums() -> tuple[Any, ...]:
+    """Members, energy, emissions and baseline added up the way ``series.Tally`` adds them:
+    emissions (and the energy behind them) only where known, emissions against a baseline only
+    where there is one."""
+    c = samples.c
+    return (
+        func.sum(c.members),
+        func.sum(c.energy_wh),
+        func.sum(c.grams),
+        func.sum(case((c.grams.is_not(None), c.energy_wh), else_=0.0)),
+        func.sum(c.baseline_grams),
+        func.sum(case((c.baseline_grams.is_not(None), c.grams), else_=0.0)),
+    )
+
+
+def _row(sample: Sample) -> dict[str, Any]:
+    return {
+        "kind": sample.kind.value,
+        "subject": sample.subject,
+        "hour": epoch_hour(sample.hour),
+        "members": sample.members,
+        "energy_wh": sample.energy_wh,
+        "grams": sample.grams,
+        "coverage": rank(sample.coverage),
+        "intensity": sample.intensity,
+        "source": sample.source,
+        "pue": sample.pue,
+        "baseline_grams": sample.baseline_grams,
+        "placement": json.dumps(dict(sample.placement)) if sample.placement is not None else None,
+    }
+
+
+def _sample(row: Any) -> Sample:
+    placement = row["placement"]
+    return Sample(
+        hour=hour_start(row["hour"]),
+        kind=Kind(row["kind"]),
+        subject=row["subject"],
+        members=row["members"],
+        energy_wh=row["energy_wh"],
+        grams=row["grams"],
+        coverage=COVERAGE_RANKS[row["coverage"]],
+        intensity=row["intensity"],
+        source=row["source"],
+        pue=row["pue"],
+        baseline_grams=row["baseline_grams"],
+        placement=json.loads(placement) if placement is not None else None,
+    )
+
+
+def _sqlite_transactions(engine: AsyncEngine) -> None:
+    """Let SQLite's own BEGIN/COMMIT govern transactions (DDL included), in WAL mode so readers
+    never wait for the recorder. Python's sqlite3 module otherwise commits before DDL on its own."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Connection) -> None:
+        writing = conn.get_execution_options().get(_WRITING, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
