@@ -1,12 +1,15 @@
 """``make screenshot``: docs/dashboard.png, the dashboard of a reporter on mock data.
 
-Starts ``python -m reporter`` on the built-in mock provider and the demo cluster on a free
-loopback port, waits for its health, has headless Chromium take the screenshot and stops it.
+Seeds three days of demo history (hourly cluster and read-replica samples) in a temporary SQLite
+file, starts ``python -m reporter`` on it, the built-in mock provider and the demo cluster on a
+free loopback port, waits for its health, has headless Chromium take the screenshot and stops it.
+The browser tests seed the same history.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import socket
 import subprocess
@@ -14,9 +17,37 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from tempfile import TemporaryDirectory
 
+from reporter.history.samples import CLUSTER, READ_REPLICAS, Coverage, Kind, Sample, hour_of
+from reporter.history.store import HistoryStore
 from tools.browser import screenshot
+
+HISTORY_HOURS = 72
+"""Hours of demo history seeded before the reporter starts: the last day and week have samples."""
+
+
+async def seed_history(path: Path, now: datetime) -> None:
+    """Hourly cluster and read-replica samples for the ``HISTORY_HOURS`` before ``now``'s hour,
+    written through the reporter's own store (the recorder adds the current hour itself)."""
+    store = HistoryStore.open(str(path))
+    try:
+        await store.migrate()
+        current = hour_of(now)
+        for back in range(1, HISTORY_HOURS + 1):
+            hour = current - timedelta(hours=back)
+            grams = 400.0 + 5 * (back % 24)
+            await store.record(
+                [
+                    Sample(hour, Kind.CLUSTER, CLUSTER, 38, 1200.0, grams, Coverage.LIVE),
+                    Sample(hour, Kind.REPLICAS, READ_REPLICAS, 4, 12.0, 4.0, Coverage.LIVE,
+                           baseline_grams=6.0, placement={"us-west-2": 4}),
+                ]
+            )  # fmt: skip
+    finally:
+        await store.close()
 
 
 def _free_port() -> int:
@@ -37,6 +68,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="make screenshot", description=__doc__)
     parser.add_argument("output", nargs="?", default="docs/dashboard.png", type=Path)
     args = parser.parse_args()
+    with TemporaryDirectory(prefix="stellar-carbon-screenshot-") as work:
+        return _shoot(args.output, Path(work) / "history.db")
+
+
+def _shoot(output: Path, history: Path) -> int:
+    asyncio.run(seed_history(history, datetime.now(UTC)))
     port = _free_port()
     env = dict(os.environ)
     env.update(
@@ -44,6 +81,7 @@ def main() -> int:
         STELLAR_CARBON_REPORTER_INVENTORY="demo",
         STELLAR_CARBON_REPORTER_HOST="127.0.0.1",
         STELLAR_CARBON_REPORTER_PORT=str(port),
+        STELLAR_CARBON_REPORTER_HISTORY_URL=str(history),
     )
     base = f"http://127.0.0.1:{port}"
     reporter = subprocess.Popen(
@@ -59,11 +97,11 @@ def main() -> int:
                 print("the reporter did not become healthy", file=sys.stderr)
                 return 1
             time.sleep(0.2)
-        screenshot(f"{base}/", args.output)
+        screenshot(f"{base}/", output)
     finally:
         reporter.terminate()
         reporter.wait(timeout=30)
-    print(f"wrote {args.output}")
+    print(f"wrote {output}")
     return 0
 
 

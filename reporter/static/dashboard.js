@@ -246,14 +246,22 @@ async function renderHistory() {
       report = null;
     }
     const totals = report?.totals;
-    if (!totals || !totals.hoursRecorded) {
+    const missing = totals?.coverage?.missing ?? report?.hours ?? 0;
+    if (!totals || !report.hours || missing >= report.hours) {
       cards.push(card(`history-${id}`, label, "–", "no history yet"));
       continue;
     }
     recorded = true;
-    const savings = report.readReplicas?.savingsKgCO2eq;
-    cards.push(card(`history-${id}`, label, `${number(totals.kgCO2eq, 1)} kgCO₂eq`,
-      `${number(totals.energyKWh, 0)} kWh · read replicas saved ${number(savings, 2)} kg`));
+    const replicas = report.readReplicas ?? {};
+    const saved = replicas.savingsKgCO2eq;
+    const savedText = saved === null || saved === undefined
+      ? "no read-replica savings recorded"
+      : `read replicas saved ${number(saved, 2)} kg (${signedPercent(replicas.savingsPercent)})`;
+    const node = card(`history-${id}`, label, `${number(totals.locationKgCO2eq, 2)} kgCO₂eq`,
+      `${number(totals.energyKWh, 1)} kWh · ${savedText} · ${report.hours - missing} of ${report.hours} h recorded`);
+    Object.assign(node.dataset, { from, to, kgco2eq: String(totals.locationKgCO2eq) });
+    node.dataset.savingsKgco2eq = saved === null || saved === undefined ? "" : String(saved);
+    cards.push(node);
   }
   document.getElementById("history-cards").replaceChildren(...cards);
   document.getElementById("history-note").textContent = recorded

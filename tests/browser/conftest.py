@@ -1,9 +1,11 @@
-"""A real reporter process on mock carbon data and the demo cluster, and its dashboard as headless
-Chromium renders it."""
+"""A real reporter process on mock carbon data, the demo cluster and three days of recorded history,
+and its dashboard as headless Chromium renders it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from tests.e2e.cluster import free_port
 from tests.e2e.probes import http_get, http_json
 from tests.e2e.processes import LocalService
 from tools.browser import BrowserMissing, find_chromium, rendered_dom
+from tools.dashboard_screenshot import seed_history
 
 
 class Reporter:
@@ -34,11 +37,14 @@ def chromium() -> str:
 @pytest.fixture(scope="module")
 def reporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reporter]:
     port = free_port()
+    history = tmp_path_factory.mktemp("history") / "history.db"
+    asyncio.run(seed_history(history, datetime.now(UTC)))
     env = {
         "STELLAR_CARBON_PROVIDERS": "mock,static",
         "STELLAR_CARBON_REPORTER_INVENTORY": "demo",
         "STELLAR_CARBON_REPORTER_HOST": "127.0.0.1",
         "STELLAR_CARBON_REPORTER_PORT": str(port),
+        "STELLAR_CARBON_REPORTER_HISTORY_URL": str(history),
     }
     service = LocalService("reporter", "reporter", env, tmp_path_factory.mktemp("reporter"))
     service.start()

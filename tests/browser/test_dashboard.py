@@ -77,3 +77,24 @@ def test_provider_health_is_shown(page: Element, reporter: Reporter) -> None:
     items = page.by_id("provider-list").find_all("li")
     assert items[0].attrs["data-health"] == "ok"
     assert {item.attrs.get("data-provider") for item in items[1:]} == {"mock", "static"}
+
+
+@pytest.mark.parametrize("period", ["day", "week", "month"])
+def test_each_period_shows_the_recorded_emissions_and_savings_of_the_report(
+    page: Element, reporter: Reporter, period: str
+) -> None:
+    card = page.by_id(f"history-{period}")
+    report = reporter.api(f"report?from={card.attrs['data-from']}&to={card.attrs['data-to']}")
+
+    assert float(card.attrs["data-kgco2eq"]) == report["totals"]["locationKgCO2eq"]
+    assert report["totals"]["locationKgCO2eq"] > 0
+    saved = report["readReplicas"]["savingsKgCO2eq"]
+    assert float(card.attrs["data-savings-kgco2eq"]) == saved
+    assert f"read replicas saved {saved:,.2f} kg" in card.text
+    assert "no history yet" not in card.text
+
+
+def test_a_longer_period_holds_at_least_the_emissions_of_a_shorter_one(page: Element) -> None:
+    day, week = page.by_id("history-day"), page.by_id("history-week")
+
+    assert float(week.attrs["data-kgco2eq"]) > float(day.attrs["data-kgco2eq"])
