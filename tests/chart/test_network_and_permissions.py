@@ -125,3 +125,20 @@ def test_egress_by_default_allows_the_api_server_and_https_anywhere(render: Rend
             {"ports": API_SERVER_PORTS},
             {"ports": [{"port": 443, "protocol": "TCP"}]},
         ]
+
+
+def test_a_reporter_with_its_history_on_postgresql_may_reach_that_server_and_nothing_more(
+    render: Render,
+) -> None:
+    database = {"ipBlock": {"cidr": "10.20.0.5/32"}}
+    objects = render(
+        None,
+        "networkPolicy.enabled=true",
+        "reporter.history.existingSecret=history-url",
+        "networkPolicy.egress.historyTo[0].ipBlock.cidr=10.20.0.5/32",
+    )
+
+    reporter = of_component(objects, "NetworkPolicy", "reporter")["spec"]["egress"]
+    assert reporter[-1] == {"ports": [{"port": 5432, "protocol": "TCP"}], "to": [database]}
+    webhook = of_component(objects, "NetworkPolicy", "webhook")["spec"]["egress"]
+    assert all(rule.get("to") != [database] for rule in webhook)
