@@ -1,10 +1,11 @@
-"""``python -m bench [--quick] [--only admission,carbon,...,readpool-model,readpool-kube]``.
+"""``python -m bench [--quick] [--only admission,carbon,...,readpool-kube,karmada-replay]``.
 
 Runs the chosen parts in order and writes ``bench/results/latest.json`` and ``latest.md``. With
 ``--only``, parts not run keep their previous results in those files. ``--quick`` (a couple of
 minutes) shortens every measurement and skips the carbon part's real-scheduler replay; the
-read pools' (``readpool-kube``) runs one simulated day instead of two weeks. Both need the
-control-plane binaries (``make bench`` provides them through ``STELLAR_CARBON_BIN``).
+read pools' (``readpool-kube``) runs one simulated day instead of two weeks, and so does the
+multi-cluster replay on the real Karmada (``karmada-replay``) instead of one week. Those two need
+the control-plane binaries (``make bench`` provides them through ``STELLAR_CARBON_BIN``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ PARTS: dict[str, Callable[[bool], Awaitable[dict[str, Any]]]] = {
     "growth": growth.run,
     "readpool-model": readpool.run,
     "readpool-kube": lambda quick: _readpool_kube(quick),
+    "karmada-replay": lambda quick: _karmada_replay(quick),
 }
 
 
@@ -38,6 +40,12 @@ async def _readpool_kube(quick: bool) -> dict[str, Any]:
     from bench import kube_readpool  # needs the control-plane binaries
 
     return await kube_readpool.run(quick)
+
+
+async def _karmada_replay(quick: bool) -> dict[str, Any]:
+    from bench import karmada_replay  # needs the control-plane and Karmada binaries
+
+    return await karmada_replay.run(quick)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -125,6 +133,16 @@ def _headline(parts: dict[str, Any]) -> dict[str, Any]:
         }
     if result("growth"):
         headline["growth"] = result("growth")["growth_factor"]
+    if result("karmada-replay"):
+        r = result("karmada-replay")
+        headline["karmada_replay"] = {
+            basis: {
+                "reduction_vs_equal": r[basis]["reduction_vs_equal"],
+                "fraction_of_oracle": r[basis]["fraction_of_oracle"],
+                "redivisions_per_dwell": r[basis]["redivisions_per_dwell"],
+            }
+            for basis in ("fleet", "karmada")
+        }
     return headline
 
 
