@@ -9,16 +9,16 @@ Two figures, kept apart:
 * ``fleet`` (model): one cluster per region of the benchmark fleet (``bench.carbon``'s fourteen),
   the four 2024 weeks (``--quick``: the first), the division being Karmada's Webster rule as
   ported in ``multicluster.weights`` (``bench.karmada_weights.replay``).
-* ``karmada`` (real): the three member clusters of the end-to-end Karmada v1.18.2
-  (``tests/e2e/karmada.py``: AWS us-west-2, GCP europe-west1, Azure southeastasia, kwok nodes),
-  the four weeks (``--quick``: the first day of the first), time-compressed: the decision runs on
-  the simulated clock, so the dwell is one simulated hour, and a simulated hour lasts as long as
-  its write takes to settle. Each re-weighing is written by the controller's own server-side
-  apply (``KarmadaWriter``, ``apply_body``) to the PropagationPolicy of the operator's read-pool
-  StatefulSet; the hour is charged on the division the real karmada-scheduler wrote into the
-  ResourceBinding, and each write is timed until the binding holds the new division and until
-  the member clusters run it, ready. The model's figure for the same three regions and hours
-  stands beside it.
+* ``karmada`` (real): Karmada v1.18.2 as the end-to-end tests run it (``tests/e2e/karmada.py``,
+  kwok nodes) with one member cluster per region of the same fleet, the four weeks (``--quick``:
+  the three members of the end-to-end fixture, the first day of the first week),
+  time-compressed: the decision runs on the simulated clock, so the dwell is one simulated hour,
+  and a simulated hour lasts as long as its write takes to settle. Each re-weighing is written by
+  the controller's own server-side apply (``KarmadaWriter``, ``apply_body``) to the
+  PropagationPolicy of the operator's read-pool StatefulSet; the hour is charged on the division
+  the real karmada-scheduler wrote into the ResourceBinding, and each write is timed until the
+  binding holds the new division and until the member clusters run it, ready. The model's figure
+  for the same clusters and hours stands beside it.
 
 Equal weights and the oracle (every replica in the cluster actually cleanest that hour) are the
 same Webster division and minimum on both. Re-divisions per dwell period count writes per policy
@@ -31,12 +31,13 @@ import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from statistics import median
 from typing import Any, Final
 
 from kubernetes_asyncio import client as k8s
 
-from bench.carbon import WEEKS, fleet_regions
+from bench.carbon import REGIONS, WEEKS, fleet_regions
 from bench.karmada_weights import REPLICAS, replay
 from bench.traces import Traces, build_traces, snapshot_at
 from multicluster.decide import ClusterCarbon, Rules, decide
@@ -49,7 +50,7 @@ from shared.regions.catalog import RegionCatalog
 from shared.scoring.ranking import rank
 from tests.e2e.cluster import Binaries
 from tests.e2e.karmada import SYSTEM_NAMESPACE, Karmada
-from tests.e2e.karmada_members import MEMBERS
+from tests.e2e.karmada_members import MEMBERS, Member
 from tests.e2e.karmada_pool import (
     apply_as_user,
     division_of,
@@ -111,11 +112,16 @@ async def fleet(weeks: Sequence[str], hours: int) -> dict[str, Any]:
     }
 
 
-def member_regions() -> dict[str, RegionInfo]:
-    """The end-to-end Karmada's member clusters and their catalog regions."""
+def fleet_members() -> tuple[Member, ...]:
+    """One member cluster per region of the benchmark fleet, named as the end-to-end ones are."""
+    return tuple(Member(f"{cloud.value}-{region}", cloud, region) for cloud, region in REGIONS)
+
+
+def member_regions(members: Sequence[Member]) -> dict[str, RegionInfo]:
+    """Member clusters and their catalog regions."""
     catalog = RegionCatalog.load()
     found = {}
-    for member in MEMBERS:
+    for member in members:
         info = catalog.resolve(member.region, member.cloud)
         if info is None or info.zone is None:
             raise LookupError(f"the catalog does not map {member.region} to a grid zone")
@@ -247,13 +253,14 @@ def scheduled_with(binding: Mapping[str, Any] | None, weights: Mapping[str, int]
     return weights_of(placement) == dict(weights) and observed >= generation
 
 
-async def on_karmada(weeks: Sequence[str], hours: int) -> dict[str, Any]:
-    """The replay of ``hours`` hours of each of ``weeks`` on one real Karmada with three members,
+async def on_karmada(weeks: Sequence[str], hours: int, members: Sequence[Member]) -> dict[str, Any]:
+    """The replay of ``hours`` hours of each of ``weeks`` on one real Karmada with ``members``,
     each week a fresh pool (equal weights to begin with) in a namespace of its own."""
-    clusters = member_regions()
-    karmada = Karmada(Binaries.locate())
+    clusters = member_regions(members)
+    karmada = Karmada(Binaries.locate(), members)
     # From this thread: the processes die with the thread that started them.
     karmada.start()
+    resident_mib = _resident_mib(str(karmada.workdir))
     began = time.perf_counter()
     totals: dict[str, float] = {}
     model_totals: dict[str, float] = {}
@@ -264,7 +271,7 @@ async def on_karmada(weeks: Sequence[str], hours: int) -> dict[str, Any]:
     try:
         async with contextlib.AsyncExitStack() as stack:
             api = await stack.enter_async_context(k8s.ApiClient(karmada.configuration()))
-            members = {
+            member_apis = {
                 name: await stack.enter_async_context(
                     k8s.ApiClient(member.control_plane.configuration())
                 )
@@ -273,7 +280,7 @@ async def on_karmada(weeks: Sequence[str], hours: int) -> dict[str, Any]:
             for week in weeks:
                 start = datetime.fromisoformat(week).replace(tzinfo=UTC)
                 traces = await build_traces(clusters.values(), start, hours + 72)
-                replaying = await _week(api, members, traces, clusters, hours)
+                replaying = await _week(api, member_apis, traces, clusters, hours)
                 model = replay(traces, list(clusters.values()), DEFAULT_EXPONENT, hours=hours)
                 per_week[week] = {
                     **summarise(replaying.totals, hours),
@@ -291,6 +298,7 @@ async def on_karmada(weeks: Sequence[str], hours: int) -> dict[str, Any]:
         "clusters": {name: info.region for name, info in clusters.items()},
         "weeks": list(weeks),
         "karmada_startup_s": round(karmada.startup_seconds or 0.0, 1),
+        "karmada_processes_resident_mib": resident_mib,
         "replay_wall_s": round(wall, 1),
         **summarise(totals, hours * len(weeks)),
         "writes_matching_the_estimate": estimate_held,
@@ -323,6 +331,22 @@ async def _week(
     return replaying
 
 
+def _resident_mib(marker: str) -> float:
+    """Resident memory of every process whose command line names ``marker`` (each of Karmada's
+    and its members' processes takes a file under its work directory as an argument)."""
+    total_kib = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            if marker not in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                continue
+            for line in (proc / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kib += int(line.split()[1])
+        except (OSError, ValueError):
+            continue  # gone, or not ours to read
+    return round(total_kib / 1024, 1)
+
+
 def _spread(values: Sequence[float]) -> dict[str, float | None]:
     if not values:
         return {"median": None, "max": None}
@@ -343,7 +367,10 @@ def verdicts(summary: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 async def run(quick: bool) -> dict[str, Any]:
     hours = QUICK_HOURS if quick else HOURS
     model = await fleet(WEEKS[:1] if quick else WEEKS, HOURS)
-    real = await on_karmada(WEEKS[:1] if quick else WEEKS, hours)
+    if quick:
+        real = await on_karmada(WEEKS[:1], hours, MEMBERS)
+    else:
+        real = await on_karmada(WEEKS, hours, fleet_members())
     return {
         "replicas": REPLICAS,
         "fleet": model,

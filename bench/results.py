@@ -392,10 +392,11 @@ def _karmada_replay(r: Mapping[str, Any]) -> list[str]:
                     real,
                     f"{ready['median']} / {ready['max']}",
                 ),
-                row("model, the same 3 clusters and hours", same, "–"),
+                row(f"model, the same {len(real['clusters'])} clusters and hours", same, "–"),
             ],
         ),
-        f"Real Karmada: up in {real['karmada_startup_s']} s, the replay took "
+        f"Real Karmada: up in {real['karmada_startup_s']} s "
+        f"({real.get('karmada_processes_resident_mib')} MiB resident), the replay took "
         f"{real['replay_wall_s']} s; {real['redivisions']} writes, "
         f"{real['writes_matching_the_estimate']} divided exactly as the controller estimated; "
         f"change → scheduled median {scheduled['median']} s, max {scheduled['max']} s.",
