@@ -2,22 +2,24 @@
 
 ``read_pool_policy`` is the carbon-aware PropagationPolicy a user writes for the read-pool
 StatefulSet (``tests/e2e/operator.py``), applied with ``apply_as_user`` as ``kubectl apply
---server-side`` does; ``scheduled`` reads the scheduler's division from the ResourceBinding,
-``running`` the ready replicas of each member's StatefulSet, and ``FleetPool`` follows the pool's
-pods in every member and keeps the lowest total of ready replicas any event left.
+--server-side`` does (``propagate_read_pool`` creates both); ``scheduled`` reads the
+scheduler's division from the ResourceBinding, ``running`` the ready replicas of each member's
+StatefulSet, and ``FleetPool`` follows the pool's pods in every member and keeps the lowest
+total of ready replicas any event left; ``member_clients`` opens a client per member.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any, Final, Self
 
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from tests.e2e.operator import READ_POOL
+from tests.e2e.karmada import Karmada
+from tests.e2e.operator import READ_POOL, create_operator_read_pool
 from tests.e2e.pool_watch import PoolWatch
 
 POLICIES: Final = ("policy.karmada.io", "v1alpha1")
@@ -56,6 +58,28 @@ def read_pool_policy(
             "placement": placement,
         },
     }
+
+
+@contextlib.asynccontextmanager
+async def member_clients(karmada: Karmada) -> AsyncIterator[dict[str, k8s.ApiClient]]:
+    """A kubernetes-asyncio client as admin of each member cluster, by name; closed afterwards."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield {
+            name: await stack.enter_async_context(
+                k8s.ApiClient(member.control_plane.configuration())
+            )
+            for name, member in karmada.members.items()
+        }
+
+
+async def propagate_read_pool(
+    api: k8s.ApiClient, namespace: str, replicas: int, policy: Mapping[str, Any]
+) -> None:
+    """The operator's read-pool StatefulSet (``podAntiAffinity: Soft``: the members' two kwok
+    nodes could not hold a greener member's share under the required rule) created on the
+    Karmada API server, and its user's ``policy`` applied."""
+    await create_operator_read_pool(api, namespace, replicas, hpa=False, soft=True)
+    await apply_as_user(api, namespace, policy)
 
 
 async def apply_as_user(api: k8s.ApiClient, namespace: str, policy: Mapping[str, Any]) -> None:

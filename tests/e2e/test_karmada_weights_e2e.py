@@ -17,10 +17,9 @@ Apart from that, a policy restricted to two members gets weights for those two o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -30,12 +29,14 @@ from kubernetes_asyncio import client as k8s
 
 from multicluster.karmada import FIELD_MANAGER
 from multicluster.policies import RANKING_ANNOTATION, SOURCE_ANNOTATION, WEIGHTS_ANNOTATION
+from multicluster.weights import divide
 from tests.e2e.carbon_api import CarbonApiThread, fleet_carbon_api
 from tests.e2e.karmada import Karmada
 from tests.e2e.karmada_controller import KarmadaController, controller_kubeconfig
 from tests.e2e.karmada_pool import (
     FleetPool,
     apply_as_user,
+    propagate_read_pool,
     read_policy,
     read_pool_policy,
     running,
@@ -43,7 +44,7 @@ from tests.e2e.karmada_pool import (
     weights_of,
 )
 from tests.e2e.kube import eventually, fresh_namespace
-from tests.e2e.operator import READ_POOL, READ_POOL_SELECTOR, create_operator_read_pool
+from tests.e2e.operator import READ_POOL, READ_POOL_SELECTOR
 from tests.e2e.processes import logs_on_failure
 from tests.fakes.custom_api import FakeCustomApi
 
@@ -106,23 +107,6 @@ def controller(
         process.service.stop()
 
 
-@pytest.fixture
-async def karmada_api(karmada: Karmada) -> AsyncIterator[k8s.ApiClient]:
-    async with k8s.ApiClient(karmada.configuration()) as api:
-        yield api
-
-
-@pytest.fixture
-async def member_apis(karmada: Karmada) -> AsyncIterator[dict[str, k8s.ApiClient]]:
-    async with contextlib.AsyncExitStack() as stack:
-        yield {
-            name: await stack.enter_async_context(
-                k8s.ApiClient(member.control_plane.configuration())
-            )
-            for name, member in karmada.members.items()
-        }
-
-
 # --- what Karmada made of the user's policy -----------------------------------------------------
 
 
@@ -165,9 +149,8 @@ async def applied_at(api: k8s.ApiClient, namespace: str) -> list[datetime]:
 def held(policy: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, str]]:
     """What a write by the controller would change: the weights and the decision annotations."""
     annotations = policy["metadata"].get("annotations") or {}
-    return weights_of(policy), {
-        k: v for k, v in annotations.items() if k.startswith("stellar.org/")
-    }
+    ours = {k: v for k, v in annotations.items() if k.startswith("stellar.org/")}
+    return weights_of(policy["spec"]["placement"]), ours
 
 
 # --- the scenarios ------------------------------------------------------------------------------
@@ -179,9 +162,10 @@ async def test_a_policy_restricted_to_two_members_gets_weights_for_those_two_onl
     controller: KarmadaController,
 ) -> None:
     async with fresh_namespace(karmada_api, prefix="restricted-") as namespace:
-        await create_operator_read_pool(karmada_api, namespace, REPLICAS, hpa=False, soft=True)
         # The greenest member (AWS) is left out by the user's affinity.
-        await apply_as_user(karmada_api, namespace, read_pool_policy(clusters=(GCP, AZURE)))
+        await propagate_read_pool(
+            karmada_api, namespace, REPLICAS, read_pool_policy(clusters=(GCP, AZURE))
+        )
 
         written = await eventually(
             "weights written", lambda: weights(karmada_api, namespace), bool, timeout=60
@@ -209,8 +193,7 @@ async def test_a_read_pool_follows_the_grid_across_members_and_holds_still_witho
 ) -> None:
     async with fresh_namespace(karmada_api, prefix="follow-") as namespace:
         # --- placed: most replicas in the greenest member ------------------------------------
-        await create_operator_read_pool(karmada_api, namespace, REPLICAS, hpa=False, soft=True)
-        await apply_as_user(karmada_api, namespace, read_pool_policy())
+        await propagate_read_pool(karmada_api, namespace, REPLICAS, read_pool_policy())
         first = await eventually(
             "weights written", lambda: weights(karmada_api, namespace), bool, timeout=60
         )
@@ -225,6 +208,8 @@ async def test_a_read_pool_follows_the_grid_across_members_and_holds_still_witho
         annotations = policy["metadata"]["annotations"]
         assert max(first, key=first.__getitem__) == AWS
         assert set(first) == set(REGIONS)
+        # The real scheduler divides as the controller's estimate does.
+        assert placed == {name: n for name, n in divide(REPLICAS, first).items() if n}
         assert annotations[WEIGHTS_ANNOTATION].startswith(f"{AWS}=100,")
         assert annotations[RANKING_ANNOTATION].split(",")[0] == f"{AWS}=100"
         assert annotations[SOURCE_ANNOTATION] == "http"
@@ -272,6 +257,7 @@ async def test_a_read_pool_follows_the_grid_across_members_and_holds_still_witho
 
         # --- the carbon API fails: weights and placement stay -------------------------------
         before = held(await read_policy(karmada_api, namespace))
+        assert before[0] == final
         frozen = controller.counter("stellar_carbon_karmada_decisions", verdict="frozen")
         carbon_api.outage = True
         try:
