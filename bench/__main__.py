@@ -1,13 +1,15 @@
-"""``python -m bench [--quick] [--only admission,carbon,...,follow-model,history]``.
+"""``python -m bench [--quick] [--only admission,carbon,...,history,karmada-replay]``.
 
 Runs the chosen parts in order and writes ``bench/results/latest.json`` and ``latest.md``. With
 ``--only``, parts not run keep their previous results in those files. ``--quick`` (a couple of
 minutes) shortens every measurement and skips the carbon part's real-scheduler replay; the
-read pools' (``readpool-kube``) runs one simulated day instead of two weeks; the envelope's
-seeds a tenth of 5,000 nodes and 150,000 pods, the API server load (``apiserver-load``) runs
-one round instead of three, and following the grid (``follow-model``) one 2024 week, without
-its sensitivity rows or 2023. The real-control-plane parts need its binaries
-(``make bench`` provides them through ``STELLAR_CARBON_BIN``).
+read pools' (``readpool-kube``) runs one simulated day instead of two weeks, and so does the
+multi-cluster replay on the real Karmada (``karmada-replay``) instead of one week; the
+envelope's seeds a tenth of 5,000 nodes and 150,000 pods, the API server load
+(``apiserver-load``) runs one round instead of three, and following the grid
+(``follow-model``) one 2024 week, without its sensitivity rows or 2023. The
+real-control-plane parts need its binaries (``make bench`` provides them through
+``STELLAR_CARBON_BIN``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ PARTS: dict[str, Callable[[bool], Awaitable[dict[str, Any]]]] = {
     "apiserver-load": lambda quick: _apiserver_load(quick),
     "follow-model": follow.run,
     "history": history.run,
+    "karmada-replay": lambda quick: _karmada_replay(quick),
 }
 
 
@@ -57,6 +60,12 @@ async def _apiserver_load(quick: bool) -> dict[str, Any]:
     from bench import apiserver_load  # needs the control-plane binaries
 
     return await apiserver_load.run(quick)
+
+
+async def _karmada_replay(quick: bool) -> dict[str, Any]:
+    from bench import karmada_replay  # needs the control-plane and Karmada binaries
+
+    return await karmada_replay.run(quick)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -152,6 +161,16 @@ def _headline(parts: dict[str, Any]) -> dict[str, Any]:
     if result("history"):
         headline["history"] = {
             name: target["value"] for name, target in result("history")["targets"].items()
+        }
+    if result("karmada-replay"):
+        r = result("karmada-replay")
+        headline["karmada_replay"] = {
+            basis: {
+                "reduction_vs_equal": r[basis]["reduction_vs_equal"],
+                "fraction_of_oracle": r[basis]["fraction_of_oracle"],
+                "redivisions_per_dwell": r[basis]["redivisions_per_dwell"],
+            }
+            for basis in ("fleet", "karmada")
         }
     return headline
 

@@ -23,7 +23,7 @@ from typing import Any
 from bench.carbon import WEEKS, fleet_regions
 from bench.traces import Traces, build_traces, snapshot_at
 from multicluster.decide import ClusterCarbon, Rules, Verdict, decide
-from multicluster.weights import divide
+from multicluster.weights import divide, moved
 from shared.core.models import RegionInfo
 from shared.scoring.ranking import rank
 
@@ -47,15 +47,17 @@ def replay(
     traces: Traces, regions: Sequence[RegionInfo], exponent: float, *, hours: int = HOURS
 ) -> dict[str, float]:
     """Carbon-weighted, equal-weighted and oracle emissions (replica × gCO2eq/kWh summed over
-    hours) and the number of re-weighings, over ``hours`` hours of ``traces``."""
+    hours), the number of re-weighings and the replicas they moved, over ``hours`` hours of
+    ``traces``."""
     rules = Rules(exponent=exponent)
     names = [info.region for info in regions]
     zones = {info.region: info.zone or "" for info in regions}
     weights: dict[str, int] = {}
     last: datetime | None = None
     emitted = equal = oracle = 0.0
-    changes = 0
+    changes = moves = 0
     equal_split = divide(REPLICAS, dict.fromkeys(names, 1))
+    split = equal_split
     for hour in range(hours):
         now = traces.time(hour)
         ranking = rank(snapshot_at(traces, regions, hour), names, now=now, horizon_hours=24)
@@ -75,12 +77,19 @@ def replay(
         if decision.verdict is Verdict.WEIGH:
             weights, last = dict(decision.weights), now
             changes += 1
-        split = divide(REPLICAS, weights or dict.fromkeys(names, 1))
+        previous, split = split, divide(REPLICAS, weights or dict.fromkeys(names, 1))
+        moves += moved(previous, split)
         actual = {name: traces.at(zones[name], hour) for name in names}
         emitted += sum(count * actual[name] for name, count in split.items())
         equal += sum(count * actual[name] for name, count in equal_split.items())
         oracle += REPLICAS * min(actual.values())
-    return {"emitted": emitted, "equal": equal, "oracle": oracle, "changes": changes}
+    return {
+        "emitted": emitted,
+        "equal": equal,
+        "oracle": oracle,
+        "changes": changes,
+        "moved": moves,
+    }
 
 
 async def run(weeks: Sequence[str] = WEEKS) -> list[dict[str, Any]]:
@@ -93,7 +102,7 @@ async def run(weeks: Sequence[str] = WEEKS) -> list[dict[str, Any]]:
             for w in weeks
         ]
         for label, exponent in RULES.items():
-            totals = {"emitted": 0.0, "equal": 0.0, "oracle": 0.0, "changes": 0.0}
+            totals = dict.fromkeys(("emitted", "equal", "oracle", "changes", "moved"), 0.0)
             for trace in traces:
                 for key, value in replay(trace, regions, exponent).items():
                     totals[key] += value

@@ -22,6 +22,7 @@ from tests.e2e.chart import Helm
 from tests.e2e.cluster import Binaries, ControlPlane
 from tests.e2e.fleet import FakeNode, create_fake_nodes, fake_fleet
 from tests.e2e.karmada import Karmada
+from tests.e2e.karmada_pool import member_clients
 from tests.e2e.kube import fresh_namespace
 from tests.e2e.processes import logs_on_failure
 from tests.e2e.services import LocalReporter, LocalWebhook
@@ -77,6 +78,20 @@ def karmada(request: pytest.FixtureRequest) -> Iterator[Karmada]:
         karmada.stop(keep_workdir=failed)
         if failed:
             _keep_logs(request.config, f"{karmada.workdir}/*/logs")
+
+
+@pytest.fixture
+async def karmada_api(karmada: Karmada) -> AsyncIterator[k8s.ApiClient]:
+    """A kubernetes-asyncio client as the Karmada API server's admin, closed after the test."""
+    async with k8s.ApiClient(karmada.configuration()) as api:
+        yield api
+
+
+@pytest.fixture
+async def member_apis(karmada: Karmada) -> AsyncIterator[dict[str, k8s.ApiClient]]:
+    """A client as admin of each member cluster, by name, closed after the test."""
+    async with member_clients(karmada) as apis:
+        yield apis
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,8 @@ def ready(pod: k8s.V1Pod) -> bool:
 class PoolWatch:
     """The pods matching ``selector`` in ``namespace``, followed until the block ends.
 
-    ``node_regions`` maps node names to regions, for ``regions()``.
+    ``node_regions`` maps node names to regions, for ``regions()``; ``on_change`` runs after
+    every event counted, so a caller watching several pools can total them at that moment.
     """
 
     def __init__(
@@ -41,6 +42,8 @@ class PoolWatch:
         namespace: str,
         selector: str,
         node_regions: Mapping[str, str],
+        *,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self._core = k8s.CoreV1Api(api)
         self._namespace = namespace
@@ -54,6 +57,7 @@ class PoolWatch:
         """UID → ``time.monotonic()`` when the pod was first seen being deleted."""
         self.lowest_ready: int | None = None
         self.events = 0
+        self._on_change = on_change
         self._task: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
 
@@ -172,3 +176,4 @@ class PoolWatch:
             ready_now = self.ready_count()
             lowest = self.lowest_ready
             self.lowest_ready = ready_now if lowest is None else min(lowest, ready_now)
+            self._on_change()

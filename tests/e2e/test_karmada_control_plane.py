@@ -8,9 +8,8 @@ shape in which carbon weights will be written.
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 import pytest
@@ -32,23 +31,6 @@ FIRST_WEIGHTS: Final = dict(zip((m.name for m in MEMBERS), (1, 2, 3), strict=Tru
 SECOND_WEIGHTS: Final = dict(zip((m.name for m in MEMBERS), (3, 2, 1), strict=True))
 PERMANENT_ID_LABEL: Final = "propagationpolicy.karmada.io/permanent-id"
 SETTLE_SECONDS: Final = 120.0
-
-
-@pytest.fixture
-async def karmada_api(karmada: Karmada) -> AsyncIterator[k8s.ApiClient]:
-    async with k8s.ApiClient(karmada.configuration()) as api:
-        yield api
-
-
-@pytest.fixture
-async def member_apis(karmada: Karmada) -> AsyncIterator[dict[str, k8s.ApiClient]]:
-    async with contextlib.AsyncExitStack() as stack:
-        yield {
-            name: await stack.enter_async_context(
-                k8s.ApiClient(member.control_plane.configuration())
-            )
-            for name, member in karmada.members.items()
-        }
 
 
 def _deployment() -> dict[str, Any]:

@@ -31,4 +31,5 @@ def test_a_steady_clean_grid_takes_the_whole_pool_in_one_re_weighing() -> None:
     # The first hour moves half the pool (exactly the share allowed) onto the clean grid, and the
     # weights then hold: the dirty cluster's floor weight of 1 wins no replica of 12.
     assert result["changes"] == 1
+    assert result["moved"] == REPLICAS / 2
     assert result["emitted"] == result["oracle"]
