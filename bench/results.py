@@ -551,6 +551,7 @@ def _history(r: Mapping[str, Any]) -> list[str]:
         *_targets(r["targets"]),
         "",
     ]
+    return lines
 
 
 def _karmada_replay(r: Mapping[str, Any]) -> list[str]:
