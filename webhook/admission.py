@@ -36,6 +36,7 @@ from webhook.eligibility import Eligibility
 from webhook.errors import MutationError
 from webhook.follow import (
     covered_regions,
+    following_label_op,
     follows,
     pool_tiers,
     share_tiers,
@@ -272,7 +273,7 @@ def _follow_patch(
     elif policy is Policy.REQUIRE:
         top = share_tiers(eligibility.tiers)
     requirement = tier_requirement(top) if top is not None else None
-    return patch_for(
+    ops = patch_for(
         pod,
         [preferred_term(term, TIER_LABEL) for term in tier_terms(eligibility.tiers)],
         requirement,
@@ -281,6 +282,9 @@ def _follow_patch(
             covered_regions(eligibility.tier_regions, top) if top is not None else ()
         ),
     )
+    if ops:
+        ops.append(following_label_op())
+    return ops
 
 
 def _constrained(

@@ -22,10 +22,16 @@ from shared.core.shapes import object_or_empty
 from shared.scoring.ranking import DEFAULT_MIN_NODE_SHARE, PreferenceTerm
 from shared.scoring.tiers import TIER_LABEL, TierPolicy, tier_value
 from webhook.eligibility import Eligibility
+from webhook.mutation import pointer_token
+from webhook.review import JsonPatchOp
 from webhook.selection import READ_REPLICA, ROLE_LABEL
 
 FOLLOW_ANNOTATION = "stellar.org/carbon-follow"
 """``"false"`` keeps a read replica on region terms: placed once, never moved by tier changes."""
+FOLLOWING_LABEL = "carbon.stellar.org/follows-tiers"
+"""Set to ``"true"`` on every pod given tier terms. The descheduler selects pods by label only, so
+its profile selects this label: a replica that opted out (an annotation) keeps region terms, and
+would otherwise be evicted whenever a region it prefers more has a node it fits on."""
 
 _POLICY = TierPolicy()
 
@@ -40,6 +46,16 @@ def follows(pod: Mapping[str, Any], eligibility: Eligibility) -> bool:
         and annotations.get(FOLLOW_ANNOTATION) != "false"
         and bool(eligibility.tiers)
     )
+
+
+def following_label_op() -> JsonPatchOp:
+    """The patch operation that marks a following pod for the descheduler's profile. A pod that
+    follows is a read replica by its labels, so ``metadata.labels`` is an object to add into."""
+    return {
+        "op": "add",
+        "path": f"/metadata/labels/{pointer_token(FOLLOWING_LABEL)}",
+        "value": "true",
+    }
 
 
 def tier_terms(tiers: Collection[int], policy: TierPolicy = _POLICY) -> tuple[PreferenceTerm, ...]:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.tools import REPO, tools_bin
+from webhook.follow import FOLLOWING_LABEL
 
 pytestmark = pytest.mark.chart
 
@@ -60,15 +61,16 @@ def decode(policy: str, tmp_path: Path) -> str:
     return done.stderr
 
 
-def test_the_documented_profile_only_touches_carbon_aware_read_replicas() -> None:
+def test_the_documented_profile_only_touches_the_read_replicas_that_follow_the_tiers() -> None:
     policy = yaml.safe_load(documented_policy())
     (profile,) = policy["profiles"]
     args = {plugin["name"]: plugin["args"] for plugin in profile["pluginConfig"]}
     affinity = args["RemovePodsViolatingNodeAffinity"]
     assert affinity["nodeAffinityType"] == ["preferredDuringSchedulingIgnoredDuringExecution"]
-    read_replicas = {"matchLabels": {"stellar.org/role": "read-replica"}}
-    assert affinity["labelSelector"] == read_replicas
-    assert args["DefaultEvictor"]["labelSelector"] == read_replicas
+    # The label the webhook sets on exactly the pods it gives tier terms.
+    followers = {"matchLabels": {FOLLOWING_LABEL: "true"}}
+    assert affinity["labelSelector"] == followers
+    assert args["DefaultEvictor"]["labelSelector"] == followers
     assert affinity["namespaces"]["include"]
     assert profile["plugins"] == {"deschedule": {"enabled": ["RemovePodsViolatingNodeAffinity"]}}
 

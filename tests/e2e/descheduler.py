@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from tests.e2e.cluster import ControlPlane
+from webhook.follow import FOLLOWING_LABEL
 
-READ_REPLICAS: Final = {"matchLabels": {"stellar.org/role": "read-replica"}}
+FOLLOWERS: Final = {"matchLabels": {FOLLOWING_LABEL: "true"}}
+"""The read replicas the webhook gave tier terms."""
 EVICTED: Final = "Evicted pod"
 """What the descheduler logs (at ``--v=3``) for every pod it evicted."""
 
@@ -35,13 +37,13 @@ def descheduler_policy(namespace: str) -> dict[str, Any]:
                 "pluginConfig": [
                     {
                         "name": "DefaultEvictor",
-                        "args": {"nodeFit": True, "minReplicas": 2, "labelSelector": READ_REPLICAS},
+                        "args": {"nodeFit": True, "minReplicas": 2, "labelSelector": FOLLOWERS},
                     },
                     {
                         "name": "RemovePodsViolatingNodeAffinity",
                         "args": {
                             "nodeAffinityType": ["preferredDuringSchedulingIgnoredDuringExecution"],
-                            "labelSelector": READ_REPLICAS,
+                            "labelSelector": FOLLOWERS,
                             "namespaces": {"include": [namespace]},
                         },
                     },

@@ -23,7 +23,13 @@ from tests.unit.webhook.test_pools import ZONE, operator_pod, read_pod_bound, wo
 from webhook.admission import Admission, Placement, admit
 from webhook.decisions import DecisionCache
 from webhook.eligibility import TOPOLOGY_REGION
-from webhook.follow import FOLLOW_ANNOTATION, pool_tiers, share_tiers, tier_terms
+from webhook.follow import (
+    FOLLOW_ANNOTATION,
+    FOLLOWING_LABEL,
+    pool_tiers,
+    share_tiers,
+    tier_terms,
+)
 from webhook.review import review_from_dict
 
 PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
@@ -115,6 +121,8 @@ def test_a_read_replica_in_a_cluster_with_tier_labels_gets_terms_on_tiers_not_re
     assert "stellar.org/carbon-decided-at" in annotations
     assert "stellar.org/carbon-source" in annotations
     assert REQUIRED not in patched["spec"]["affinity"]["nodeAffinity"]
+    # What the descheduler profile selects: only pods that follow the tiers are ever evicted.
+    assert patched["metadata"]["labels"][FOLLOWING_LABEL] == "true"
 
 
 def test_without_tier_labels_it_gets_region_terms_as_before() -> None:
@@ -148,12 +156,13 @@ def test_tier_labels_only_on_nodes_the_pod_cannot_use_keep_region_terms() -> Non
     assert preferred_keys(patched) == {TOPOLOGY_REGION}
 
 
-def test_carbon_follow_false_keeps_region_terms() -> None:
+def test_carbon_follow_false_keeps_region_terms_and_stays_out_of_the_descheduler_s_reach() -> None:
     pod = read_replica_pod(metadata__annotations={FOLLOW_ANNOTATION: "false"})
 
     patched = apply_and_validate(pod, list(decide(pod, tiered_cluster()).patch))
 
     assert preferred_keys(patched) == {TOPOLOGY_REGION}
+    assert FOLLOWING_LABEL not in patched["metadata"]["labels"]
 
 
 def test_a_pod_opted_in_by_annotation_without_the_read_replica_label_keeps_region_terms() -> None:
