@@ -1,4 +1,5 @@
-"""The Karmada controller's plain-HTTP site: ``/healthz``, ``/readyz`` and ``/metrics``.
+"""The Karmada controller's plain-HTTP site: ``/healthz``, ``/readyz``, ``/metrics`` and
+``/api/v1/policies`` (the per-policy views behind the metrics, as JSON, for the reporter).
 
 ``/readyz`` is 200 once the clusters, policies and bindings have been listed from the Karmada API
 server and carbon data is present for its member clusters, on the leader and the standby alike: a
@@ -15,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from multicluster.karmada import KarmadaWatches
 from multicluster.lease import LeaderLease
 from multicluster.metrics import KarmadaMetrics
+from multicluster.report import policies_document
 from shared.carbon.snapshot import CarbonSnapshot
 from shared.health import readiness_body
 
@@ -39,6 +41,7 @@ def create_app(
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/api/v1/policies", _policies)
     return app
 
 
@@ -63,3 +66,11 @@ async def _metrics(request: web.Request) -> web.Response:
     response = web.Response(body=request.app[METRICS].exposition())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
+
+
+async def _policies(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS]
+    leader = request.app[_LEASE].leading
+    return web.json_response(
+        policies_document(metrics.views, mode=metrics.running_mode, leader=leader)
+    )

@@ -28,9 +28,10 @@ from multicluster.decide import ClusterCarbon, Decision, Rules, Verdict, decide
 from multicluster.karmada import Conflict, KarmadaWatches, KarmadaWriter, Stale
 from multicluster.lease import LeaderLease
 from multicluster.members import ClusterRegions, MemberCluster, Resolve, map_regions
-from multicluster.metrics import KarmadaMetrics, PolicyView
+from multicluster.metrics import KarmadaMetrics
 from multicluster.placement import eligible_clusters, limit_groups
 from multicluster.policies import Annotations, PolicyRef, WatchedPolicy, apply_body, weights_text
+from multicluster.report import PolicyView
 from shared.carbon.snapshot import CarbonSnapshot
 from shared.cluster.kube import KubeApiError
 from shared.core.clock import Clock
@@ -235,7 +236,14 @@ class WeightLoop:
             source=",".join(sources) or "none",
             weights=decision.weights,
         )
-        view = PolicyView(str(policy.ref), decision, dict(ordered))
+        view = PolicyView(
+            policy.ref,
+            decision,
+            dict(ordered),
+            decided_at=now,
+            source=annotations.source,
+            regions=placed,
+        )
         return decision, view, annotations
 
     async def _reread(self, ref: PolicyRef) -> WatchedPolicy | None:

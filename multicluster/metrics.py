@@ -10,22 +10,11 @@ cycle, so a policy or cluster that is gone leaves none behind.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from multicluster.decide import Decision
+from multicluster.report import PolicyView
 from multicluster.settings import KarmadaMode
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyView:
-    """One policy's decision as the metrics show it."""
-
-    policy: str
-    decision: Decision
-    intensities: dict[str, float]
-    """Cluster → expected intensity of its region, gCO2eq/kWh."""
 
 
 class KarmadaMetrics:
@@ -33,6 +22,9 @@ class KarmadaMetrics:
 
     def __init__(self, mode: KarmadaMode, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.running_mode = mode
+        self.views: tuple[PolicyView, ...] = ()
+        """What ``show`` was last given: the health site serves it as JSON."""
         per_cluster = ["policy", "cluster"]
         self.weight = Gauge(
             "stellar_carbon_karmada_weight",
@@ -90,9 +82,10 @@ class KarmadaMetrics:
     def show(self, views: Iterable[PolicyView]) -> None:
         """Replace every per-policy series with ``views``; no await in between, so a scrape
         never sees half a cycle."""
+        self.views = tuple(views)
         for gauge in (self.weight, self.replicas, self.intensity, self.pool_intensity):
             gauge.clear()
-        for view in views:
+        for view in self.views:
             decision = view.decision
             for cluster, weight in decision.weights.items():
                 self.weight.labels(view.policy, cluster).set(weight)

@@ -20,6 +20,7 @@ from reporter.app import CleanupContext, create_app
 from reporter.health import RefresherHealth
 from reporter.history.instruments import load_instruments
 from reporter.history.store import HistoryStore
+from reporter.karmada import KarmadaPoller
 from reporter.settings import InventorySource, ReporterSettings
 from reporter.usage import NodeMetricsPoller
 from shared.cluster.demo import demo_inventory
@@ -96,6 +97,13 @@ async def build_app(
         instruments=load_instruments(settings.instruments_file)
         if settings.instruments_file
         else (),
+        karmada=KarmadaPoller(
+            settings.karmada_url,
+            interval=settings.karmada_interval_seconds,
+            clock=runtime.clock,
+        )
+        if settings.karmada_url
+        else None,
     )
 
 

@@ -2,7 +2,8 @@
 
 Everything the handlers read is injected: the snapshot source (the background refresher), the
 inventory, the region catalog, the clock, optional health, CPU-usage and provider-error sources,
-the history store the hourly recorder writes to, and the declared market-based instruments.
+the history store the hourly recorder writes to, the declared market-based instruments and the
+optional poller of the Karmada controller's policies.
 Background work (refresher, inventory watch, metrics polling) is passed in as cleanup contexts so
 its lifetime is the application's.
 """
@@ -23,9 +24,11 @@ from reporter.history import api as history_api
 from reporter.history.instruments import Instrument, by_region
 from reporter.history.recorder import HistoryRecorder
 from reporter.history.store import HistoryStore
+from reporter.karmada import KarmadaPoller
+from reporter.karmada import add_routes as add_karmada_routes
 from reporter.metrics import Exposition, ProviderErrors
 from reporter.regions import RegionLookup
-from reporter.routes import REPORTER, Reporter, add_routes
+from reporter.routes import API, REPORTER, Reporter, add_routes
 from reporter.settings import ReporterSettings
 from reporter.views import NodeUsage, SnapshotSource, ViewCache
 from shared.cluster.inventory import Inventory
@@ -65,6 +68,7 @@ def create_app(
     background: Sequence[CleanupContext] = (),
     history: HistoryStore | None = None,
     instruments: Sequence[Instrument] = (),
+    karmada: KarmadaPoller | None = None,
 ) -> web.Application:
     views = ViewCache(
         snapshot_source=snapshot_source,
@@ -104,6 +108,7 @@ def create_app(
     add_dashboard_routes(app)
     history_api.add_routes(app)
     app.cleanup_ctx.extend(background)
+    add_karmada_routes(app, karmada, prefix=API)
     if recorder is not None:
         # After the background work, so it stops first and the last sample is not cut short.
         app.cleanup_ctx.append(recorder.lifecycle)

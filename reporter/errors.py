@@ -57,3 +57,17 @@ class HistoryUnavailable(ApiError):
 
     status = 503
     code = "history_unavailable"
+
+
+class KarmadaNotConfigured(ApiError):
+    """No Karmada controller is configured to read policies from (404)."""
+
+    status = 404
+    code = "karmada_not_configured"
+
+
+class KarmadaUnavailable(ApiError):
+    """The Karmada controller has not answered yet since the reporter started (503)."""
+
+    status = 503
+    code = "karmada_unavailable"

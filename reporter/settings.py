@@ -119,6 +119,15 @@ class ReporterSettings(EnvSettings):
     mixes) per region, for the report's separate market-based column; unset: location-based
     only."""
 
+    karmada_url: Annotated[str | None, values.http_url()] = None
+    """The Karmada controller's health site (``http://<service>:8082``): its per-policy weights,
+    replicas and intensities are served at ``/api/v1/sustainability/karmada``; unset: not
+    polled, and that path answers 404."""
+
+    karmada_interval_seconds: Annotated[float, values.number(low=5)] = 60.0
+    """How often to read the Karmada controller's policies; the last document read is served,
+    marked stale once older than three of these."""
+
     log_level: Annotated[str, values.upper_text()] = "INFO"
     """Python logging level."""
 

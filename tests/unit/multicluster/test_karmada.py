@@ -186,6 +186,13 @@ async def test_an_opted_in_policy_gets_carbon_weights_under_the_controllers_fiel
     )
     equal = f'{{{policy_label},weights="equal"}} 300.0'
     assert f"stellar_carbon_karmada_estimated_intensity_grams_per_kwh{equal}" in exposition
+    (view,) = applying.metrics.views
+    assert view.regions == {
+        "member-be": "europe-west1",
+        "member-de": "eu-central-1",
+        "member-us": "us-east-1",
+    }
+    assert view.decided_at == NOW
 
 
 async def test_a_second_cycle_within_the_dwell_writes_nothing(
