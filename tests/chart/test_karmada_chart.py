@@ -28,7 +28,7 @@ def test_the_karmada_controller_is_off_by_default(render: Render) -> None:
 def test_it_runs_two_replicas_in_dry_run_without_a_token_of_this_cluster(render: Render) -> None:
     objects = karmada_objects(render(None, "karmada.enabled=true", SECRET))
 
-    assert sorted(o["kind"] for o in objects) == ["Deployment", "ServiceAccount"]
+    assert sorted(o["kind"] for o in objects) == ["Deployment", "Service", "ServiceAccount"]
     controller = deployment(objects, "karmada")
     assert controller["spec"]["replicas"] == 2
     pod = controller["spec"]["template"]["spec"]
@@ -52,6 +52,38 @@ def test_it_runs_two_replicas_in_dry_run_without_a_token_of_this_cluster(render:
     }
     assert by_kind(objects, "ClusterRole") == []
     assert by_kind(objects, "Role") == []
+
+
+def test_the_reporter_reads_the_policies_from_the_controllers_service(render: Render) -> None:
+    objects = render(None, "karmada.enabled=true", SECRET, "networkPolicy.enabled=true")
+
+    (service,) = by_kind(karmada_objects(objects), "Service")
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8082, "targetPort": "http", "protocol": "TCP"}
+    ]
+    controller = deployment(objects, "karmada")
+    assert service["spec"]["selector"] == controller["spec"]["selector"]["matchLabels"]
+    name, namespace = service["metadata"]["name"], service["metadata"]["namespace"]
+    url = env_of(deployment(objects, "reporter"))["STELLAR_CARBON_REPORTER_KARMADA_URL"]
+    assert url == {"name": url["name"], "value": f"http://{name}.{namespace}.svc:8082"}
+    (policy,) = [
+        p
+        for p in by_kind(objects, "NetworkPolicy")
+        if p["metadata"]["labels"]["app.kubernetes.io/component"] == "reporter"
+    ]
+    assert {
+        "ports": [{"port": 8082, "protocol": "TCP"}],
+        "to": [{"podSelector": {"matchLabels": service["spec"]["selector"]}}],
+    } in policy["spec"]["egress"]
+
+
+def test_a_controller_elsewhere_is_read_from_the_url_given(render: Render) -> None:
+    elsewhere = "http://karmada.other.svc:8082"
+    alone = env_of(deployment(render(None, f"reporter.karmadaUrl={elsewhere}"), "reporter"))
+    assert alone["STELLAR_CARBON_REPORTER_KARMADA_URL"]["value"] == elsewhere
+    off = env_of(deployment(render(), "reporter"))
+    assert "STELLAR_CARBON_REPORTER_KARMADA_URL" not in off
+    assert "karmadaUrl" in render_error("reporter.karmadaUrl=ftp://karmada")
 
 
 def test_the_karmada_settings_reach_the_controller_as_set(render: Render) -> None:

@@ -30,6 +30,16 @@
 {{- if not (or .Values.reporter.history.url .Values.reporter.history.existingSecret) -}}true{{- end -}}
 {{- end }}
 
+{{- /* The Karmada controller the reporter reads policies from: reporter.karmadaUrl, else this
+     release's controller Service when karmada.enabled, else none. */ -}}
+{{- define "stellar-carbon.reporter.karmadaUrl" -}}
+{{- if .Values.reporter.karmadaUrl -}}
+{{- .Values.reporter.karmadaUrl -}}
+{{- else if .Values.karmada.enabled -}}
+{{- printf "http://%s.%s.svc:%v" (include "stellar-carbon.karmada.fullname" .) .Release.Namespace .Values.karmada.healthPort -}}
+{{- end -}}
+{{- end }}
+
 {{- define "stellar-carbon.tiers.fullname" -}}
 {{- printf "%s-tiers" (include "stellar-carbon.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
