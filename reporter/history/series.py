@@ -19,6 +19,8 @@ from reporter.history.samples import HOUR, Coverage
 from shared.core.clock import rfc3339
 
 DAY = timedelta(days=1)
+_NO_COVERAGE = dict.fromkeys(Coverage, 0)
+"""Every class at zero; copied for each tally, as iterating an enum is slow per point."""
 
 
 class Step(enum.StrEnum):
@@ -60,7 +62,7 @@ class Tally:
     baseline_grams: float | None = None
     grams_with_baseline: float = 0.0
     member_hours: int = 0
-    coverage: dict[Coverage, int] = field(default_factory=lambda: dict.fromkeys(Coverage, 0))
+    coverage: dict[Coverage, int] = field(default_factory=_NO_COVERAGE.copy)
 
     def add(self, hourly: Hourly) -> None:
         """Add one recorded hour."""
@@ -110,10 +112,14 @@ class Tally:
         return sum(self.coverage.values())
 
     def coverage_json(self) -> dict[str, int]:
-        counts = {c.value: n for c, n in self.coverage.items()}
-        # Hours without a sample at all are missing too.
-        counts[Coverage.MISSING.value] += self.hours - self.recorded
-        return counts
+        coverage = self.coverage
+        return {
+            "live": coverage[Coverage.LIVE],
+            "stale": coverage[Coverage.STALE],
+            "static": coverage[Coverage.STATIC],
+            # Hours without a sample at all are missing too.
+            "missing": coverage[Coverage.MISSING] + self.hours - self.recorded,
+        }
 
     def json(self) -> dict[str, Any]:
         """Energy, location-based emissions and coverage; emissions null when none are known."""
@@ -174,25 +180,28 @@ def points(
     """One point per step from ``start`` to ``end``: gaps are points with nothing recorded."""
     out: list[dict[str, Any]] = []
     index = 0
+    count = len(hours)
     for low, high in buckets(start, end, step):
         bucket = Tally(hours=int((high - low) / HOUR))
-        shared = Tally(hours=bucket.hours)
-        while index < len(hours) and hours[index].hour < high:
+        while index < count and hours[index].hour < high:
             if hours[index].hour >= low:
                 bucket.add(hours[index])
             index += 1
+        recorded = bucket.recorded
         point = {
             "timestamp": rfc3339(low),
             "hours": bucket.hours,
-            "nodes": round(bucket.member_hours / bucket.recorded, 2) if bucket.recorded else None,
+            "nodes": round(bucket.member_hours / recorded, 2) if recorded else None,
             **bucket.json(),
+            "readReplicas": None,
         }
-        point["readReplicas"] = None
         if replicas is not None:
+            shared = Tally(hours=bucket.hours)
             at = low
             while at < high:
-                if at in replicas:
-                    shared.add(replicas[at])
+                hourly = replicas.get(at)
+                if hourly is not None:
+                    shared.add(hourly)
                 at += HOUR
             point["readReplicas"] = {
                 "energyKWh": round(shared.energy_wh / 1000, 6) if shared.recorded else None,

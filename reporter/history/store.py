@@ -8,7 +8,10 @@ session and identity map. The only dialect branch left is which ``insert`` build
 
 Writes are idempotent: a sample whose (kind, subject, hour) is already stored is ignored, so a
 restart, a replay or a second replica writing the same hour keeps the first record of that hour,
-once. Nothing is ever written for an hour that was not sampled.
+once. Nothing is ever written for an hour that was not sampled. The samples newly stored are
+added to their day's sums (``schema.days``) in the same transaction, so a day holds exactly the
+samples stored for it; sums over a range read whole days from there and only the hours at its
+ends from the samples.
 """
 
 from __future__ import annotations
@@ -22,14 +25,28 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, case, delete, event, func, insert, select, text
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Connection,
+    Select,
+    case,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from reporter.history.samples import COVERAGE_RANKS, Kind, Sample, rank
-from reporter.history.schema import MIGRATIONS, samples, schema_version
+from reporter.history.schema import DAYS_FROM_SAMPLES, MIGRATIONS, days, samples, schema_version
 from reporter.history.series import Hourly, SubjectTotal, Tally
 from shared.core.errors import truncate
 
@@ -152,11 +169,35 @@ class HistoryStore:
         statement = builder(samples).on_conflict_do_nothing(
             index_elements=["kind", "subject", "hour"]
         )
+        first: dict[tuple[str, str, int], Sample] = {}
+        for sample in batch:
+            first.setdefault((sample.kind.value, sample.subject, epoch_hour(sample.hour)), sample)
         async with self._begin(writing=True) as conn:
             result = await conn.execute(
-                statement.returning(samples.c.hour), [_row(s) for s in batch]
+                statement.returning(samples.c.kind, samples.c.subject, samples.c.hour),
+                [_row(s) for s in first.values()],
             )
-            return len(result.all())
+            stored = [first[(kind, subject, hour)] for kind, subject, hour in result.all()]
+            if stored:
+                await conn.execute(self._add_to_days(), _day_rows(stored))
+            return len(stored)
+
+    def _add_to_days(self) -> Any:
+        builder = postgresql.insert if self._postgres else sqlite.insert
+        statement = builder(days)
+        new, d = statement.excluded, days.c
+        return statement.on_conflict_do_update(
+            index_elements=["kind", "subject", "day", "pue", "source"],
+            set_={
+                "member_hours": d.member_hours + new.member_hours,
+                "energy_wh": d.energy_wh + new.energy_wh,
+                "grams": _add_known(d.grams, new.grams),
+                "energy_with_grams_wh": d.energy_with_grams_wh + new.energy_with_grams_wh,
+                "baseline_grams": _add_known(d.baseline_grams, new.baseline_grams),
+                "grams_with_baseline": d.grams_with_baseline + new.grams_with_baseline,
+                **{cls.value: d[cls.value] + new[cls.value] for cls in COVERAGE_RANKS},
+            },
+        )
 
     async def recorded(self, hour: datetime) -> bool:
         """Whether any sample of ``hour`` is stored."""
@@ -168,8 +209,15 @@ class HistoryStore:
 
     async def prune(self, before: datetime) -> int:
         """Delete the samples of hours before ``before``; the number deleted."""
+        hour = epoch_hour(before)
         async with self._begin(writing=True) as conn:
-            result = await conn.execute(delete(samples).where(samples.c.hour < epoch_hour(before)))
+            result = await conn.execute(delete(samples).where(samples.c.hour < hour))
+            # The day the cut falls in keeps the sums of its hours that are left.
+            await conn.execute(delete(days).where(days.c.day <= hour // 24))
+            if hour % 24:
+                await conn.execute(
+                    text(DAYS_FROM_SAMPLES), {"start": hour, "end": (hour // 24 + 1) * 24}
+                )
         return int(result.rowcount or 0)
 
     async def hourly(self, wanted: StoredRange) -> list[Hourly]:
@@ -200,17 +248,17 @@ class HistoryStore:
 
     async def totals(self, wanted: StoredRange) -> dict[str, SubjectTotal]:
         """The samples of ``wanted`` added up per subject over the range's hours, with the PUE
-        values and intensity sources seen, in one pass over the rows."""
-        c = samples.c
-        counts = [func.sum(case((c.coverage == i, 1), else_=0)) for i in range(len(COVERAGE_RANKS))]
-        query = (
-            select(c.subject, c.pue, c.source, *_sums(), *counts)
-            .where(*_filters(wanted))
-            .group_by(c.subject, c.pue, c.source)
-            .order_by(c.subject)
-        )
+        values and intensity sources seen: the whole days from their sums, the hours at either
+        end from the samples."""
+        query: Select[Any] | CompoundSelect[Any] = _hour_sums(*_filters(wanted))
+        first_day, end_day = -(-wanted.start // 24), wanted.end // 24
+        if first_day < end_day:
+            ends = or_(samples.c.hour < first_day * 24, samples.c.hour >= end_day * 24)
+            query = union_all(
+                _hour_sums(*_filters(wanted), ends), _day_sums(wanted, first_day, end_day)
+            )
         async with self._begin() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(query.order_by("subject"))).all()
         found: dict[str, SubjectTotal] = {}
         for subject, pue, source, *sums in rows:
             total = found.setdefault(subject, SubjectTotal(Tally(hours=wanted.end - wanted.start)))
@@ -243,6 +291,83 @@ def _tally(sums: Sequence[Any]) -> Tally:
         grams_with_baseline=float(sums[5]),
         coverage={cls: int(n) for cls, n in zip(COVERAGE_RANKS, sums[6:], strict=True)},
     )
+
+
+def _hour_sums(*where: ColumnElement[bool]) -> Select[Any]:
+    """Per subject, PUE and source: ``_sums()`` and the hours of each coverage class."""
+    c = samples.c
+    counts = [func.sum(case((c.coverage == i, 1), else_=0)) for i in range(len(COVERAGE_RANKS))]
+    return (
+        select(c.subject, c.pue, c.source, *_sums(), *counts)
+        .where(*where)
+        .group_by(c.subject, c.pue, c.source)
+    )
+
+
+def _day_sums(wanted: StoredRange, first_day: int, end_day: int) -> Select[Any]:
+    """``_hour_sums`` over whole days, from their stored sums."""
+    d = days.c
+    filters = [d.kind == wanted.kind.value, d.day >= first_day, d.day < end_day]
+    if wanted.subject is not None:
+        filters.append(d.subject == wanted.subject)
+    sums = (
+        d.member_hours,
+        d.energy_wh,
+        d.grams,
+        d.energy_with_grams_wh,
+        d.baseline_grams,
+        d.grams_with_baseline,
+        *(d[cls.value] for cls in COVERAGE_RANKS),
+    )
+    return (
+        select(
+            d.subject,
+            func.nullif(d.pue, 0.0).label("pue"),
+            func.nullif(d.source, "").label("source"),
+            *(func.sum(column) for column in sums),
+        )
+        .where(*filters)
+        .group_by(d.subject, d.pue, d.source)
+    )
+
+
+def _add_known(stored: Any, new: Any) -> Any:
+    """``stored + new`` where an unknown (NULL) adds nothing, and nothing known stays NULL."""
+    return case((new.is_(None), stored), else_=func.coalesce(stored, 0.0) + new)
+
+
+def _day_rows(stored: Sequence[Sample]) -> list[dict[str, Any]]:
+    """``stored`` added up per ``schema.days`` row, the way ``series.Tally`` adds them up."""
+    out: dict[tuple[str, str, int, float, str], dict[str, Any]] = {}
+    for sample in stored:
+        kind, pue, source = sample.kind.value, sample.pue or 0.0, sample.source or ""
+        key = (kind, sample.subject, epoch_hour(sample.hour) // 24, pue, source)
+        row = out.get(key)
+        if row is None:
+            row = out[key] = {
+                "kind": kind,
+                "subject": sample.subject,
+                "day": key[2],
+                "pue": pue,
+                "source": source,
+                "member_hours": 0,
+                "energy_wh": 0.0,
+                "grams": None,
+                "energy_with_grams_wh": 0.0,
+                "baseline_grams": None,
+                "grams_with_baseline": 0.0,
+                **{cls.value: 0 for cls in COVERAGE_RANKS},
+            }
+        row["member_hours"] += sample.members
+        row["energy_wh"] += sample.energy_wh
+        if sample.grams is not None:
+            row["grams"] = (row["grams"] or 0.0) + sample.grams
+            row["energy_with_grams_wh"] += sample.energy_wh
+        if sample.baseline_grams is not None:
+            row["baseline_grams"] = (row["baseline_grams"] or 0.0) + sample.baseline_grams
+            row["grams_with_baseline"] += sample.grams or 0.0
+        row[sample.coverage.value] += 1
+    return list(out.values())
 
 
 def _filters(wanted: StoredRange) -> list[ColumnElement[bool]]:

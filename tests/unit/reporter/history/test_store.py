@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from reporter.history.samples import Coverage, Kind, Sample
 from reporter.history.schema import MIGRATIONS, schema_version
+from reporter.history.series import Tally
 from reporter.history.store import HistoryStore, StoredRange, epoch_hour
 
 NOON = datetime(2026, 11, 26, 12, tzinfo=UTC)
@@ -154,3 +155,42 @@ async def test_totals_add_up_each_subject_over_the_range(store: HistoryStore) ->
     assert (a.pues, a.sources) == ([1.135, 1.2], ["electricitymaps", "static"])
     assert b.tally.grams is None
     assert b.tally.coverage_json() == {"live": 0, "stale": 0, "static": 0, "missing": 4}
+
+
+async def test_whole_days_add_up_as_their_hours_do(store: HistoryStore) -> None:
+    start = datetime(2026, 11, 24, 20, tzinfo=UTC)
+    written = [
+        replace(
+            region_sample(start + i * HOUR, "a", grams=float(i)),
+            grams=None if i % 7 == 0 else float(i),
+            coverage=Coverage.STALE if i % 5 == 0 else Coverage.LIVE,
+            source="static" if i % 11 == 0 else "electricitymaps",
+        )
+        for i in range(60)
+        if i % 9 != 4  # gaps stay gaps
+    ]
+    await store.record(written[:30])
+    await store.record(written)  # a replay adds nothing to a day
+    whole = await store.totals(hours(start, 60))
+    by_hour = [await store.totals(hours(start + i * HOUR, 1)) for i in range(60)]
+    expected = Tally(hours=60)
+    for one in by_hour:
+        if "a" in one:
+            expected.merge(one["a"].tally)
+    assert whole["a"].tally.json() == expected.json()
+    assert whole["a"].tally.coverage_json() == {"live": 42, "stale": 11, "static": 0, "missing": 7}
+    assert (whole["a"].tally.grams, whole["a"].tally.member_hours) == (expected.grams, 3 * 53)
+    assert (whole["a"].pues, whole["a"].sources) == ([1.135], ["electricitymaps", "static"])
+
+
+async def test_pruning_forgets_the_days_wholly_before_the_retention(store: HistoryStore) -> None:
+    midnight = datetime(2026, 11, 24, tzinfo=UTC)
+    await store.record([region_sample(midnight + i * HOUR) for i in range(72)])
+    await store.prune(midnight + 30 * HOUR)
+    (total,) = (await store.totals(hours(midnight, 72))).values()
+    assert total.tally.coverage_json() == {
+        "live": 42,
+        "stale": 0,
+        "static": 0,
+        "missing": 30,
+    }
