@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -25,7 +24,7 @@ from multicluster.metrics import KarmadaMetrics
 from multicluster.settings import KarmadaMode, KarmadaSettings
 from shared.cluster.kube import load_api_client
 from shared.core.tasks import cancel_and_wait
-from shared.entrypoint import run, settings_or_exit, start_logging
+from shared.entrypoint import run, settings_or_exit, start_logging, stop_on_signals
 from shared.factory import CarbonRuntime, build_runtime
 
 logger = logging.getLogger("multicluster")
@@ -49,10 +48,7 @@ async def serve(
     """Run until ``stopping`` is set (by SIGTERM/SIGINT when not given); ``runtime`` replaces
     the configured carbon runtime and ``identity`` the host name in the Lease (tests)."""
     if stopping is None:
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stopping.set)
+        stopping = stop_on_signals()
 
     async with contextlib.AsyncExitStack() as stack:
         # Outside a pod the kubeconfig names the Karmada API server; inside one, the chart mounts

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -26,7 +25,7 @@ from reporter.usage import NodeMetricsPoller
 from shared.cluster.demo import demo_inventory
 from shared.cluster.inventory import RunningInventory
 from shared.cluster.kube import load_api_client
-from shared.entrypoint import run, settings_or_exit, start_logging
+from shared.entrypoint import run, settings_or_exit, start_logging, stop_on_signals
 from shared.factory import CarbonRuntime, build_runtime
 from shared.http_errors import JsonErrorRunner
 
@@ -46,10 +45,7 @@ async def serve(settings: ReporterSettings, *, stopping: asyncio.Event | None = 
     HTTP parser rejects is answered with the documented JSON error.
     """
     if stopping is None:
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stopping.set)
+        stopping = stop_on_signals()
     runner = JsonErrorRunner(await build_app(settings), service="reporter", access_log=None)
     await runner.setup()
     try:

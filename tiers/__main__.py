@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from shared.cluster.kube import load_api_client
 from shared.core.tasks import cancel_and_wait
-from shared.entrypoint import run, settings_or_exit, start_logging
+from shared.entrypoint import run, settings_or_exit, start_logging, stop_on_signals
 from shared.factory import CarbonRuntime, build_runtime
 from tiers.app import create_app
 from tiers.labeller import NodeLabeller
@@ -44,10 +43,7 @@ async def serve(
     """Run until ``stopping`` is set (by SIGTERM/SIGINT when not given); ``runtime`` replaces
     the configured carbon runtime (tests)."""
     if stopping is None:
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stopping.set)
+        stopping = stop_on_signals()
 
     async with contextlib.AsyncExitStack() as stack:
         api = await load_api_client(settings.kubeconfig)

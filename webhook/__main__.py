@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import ssl
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -30,7 +29,7 @@ from shared.core.backoff import Backoff
 from shared.core.clock import utcnow
 from shared.core.errors import ConfigError
 from shared.core.tasks import cancel_and_wait
-from shared.entrypoint import run, settings_or_exit, start_logging
+from shared.entrypoint import run, settings_or_exit, start_logging, stop_on_signals
 from shared.factory import CarbonRuntime, build_runtime
 from shared.http_errors import JsonErrorRunner
 from shared.settings import CarbonSettings
@@ -64,10 +63,7 @@ async def serve(
 ) -> None:
     """Run until ``stopping`` is set (by SIGTERM/SIGINT when not given)."""
     if stopping is None:
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stopping.set)
+        stopping = stop_on_signals()
 
     async with contextlib.AsyncExitStack() as stack:
         needs_api = (
