@@ -29,7 +29,7 @@ from reporter.history.report import (
     report_csv,
 )
 from reporter.history.samples import CLUSTER, HOUR, MIXED, NO_ROLE, READ_REPLICAS, Kind, hour_of
-from reporter.history.series import DAY, Hourly, Step, SubjectTotal, Tally, points
+from reporter.history.series import DAY, HourSums, Step, SubjectTotal, Tally, points
 from reporter.history.store import HistoryError, StoredRange, epoch_hour
 from reporter.placement import BASELINE
 from reporter.routes import API, REPORTER, Reporter
@@ -133,19 +133,25 @@ async def get_history(request: web.Request) -> web.Response:
     )
     history = _History(recorder, period)
     store = recorder.store
-    replicas: dict[datetime, Hourly] | None = None
+    replicas: list[HourSums] | None = None
     if region is not None:
         subject: dict[str, Any] = {"kind": "region", "name": region}
-        hours = await history(store.hourly(history.range(Kind.REGION, region)))
+        (hours,) = await history(store.hour_sums(history.range(Kind.REGION, region)))
     elif role is not None:
         subject = {"kind": "role", "name": role}
-        hours = await history(store.hourly(history.range(Kind.ROLE, role)))
+        (hours,) = await history(store.hour_sums(history.range(Kind.ROLE, role)))
     else:
         subject = {"kind": "cluster", "name": None}
-        hours = await history(store.hourly(history.range(Kind.CLUSTER)))
-        replica_hours = await history(store.hourly(history.range(Kind.REPLICAS)))
-        replicas = {h.hour: h for h in replica_hours}
-    series = points(hours, start=period.start, end=period.end, step=step, replicas=replicas)
+        hours, replicas = await history(
+            store.hour_sums(history.range(Kind.CLUSTER), history.range(Kind.REPLICAS))
+        )
+    series = points(
+        hours,
+        start=epoch_hour(period.start),
+        end=epoch_hour(period.end),
+        step=step,
+        replicas=replicas,
+    )
     return _json(
         {
             "subject": subject,

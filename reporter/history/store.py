@@ -30,6 +30,7 @@ from sqlalchemy import (
     CompoundSelect,
     Connection,
     Select,
+    bindparam,
     case,
     delete,
     event,
@@ -47,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from reporter.history.samples import COVERAGE_RANKS, Kind, Sample, rank
 from reporter.history.schema import DAYS_FROM_SAMPLES, MIGRATIONS, days, samples, schema_version
-from reporter.history.series import Hourly, SubjectTotal, Tally
+from reporter.history.series import Hourly, HourSums, SubjectTotal, Tally
 from shared.core.errors import truncate
 
 logger = logging.getLogger(__name__)
@@ -220,30 +221,53 @@ class HistoryStore:
                 )
         return int(result.rowcount or 0)
 
-    async def hourly(self, wanted: StoredRange) -> list[Hourly]:
-        """The samples of ``wanted`` added up hour by hour (one subject's, or all of a kind's),
-        in hour order; hours without a sample are absent."""
-        c = samples.c
-        query = (
-            select(c.hour, *_sums(), func.max(c.coverage))
-            .where(*_filters(wanted))
-            .group_by(c.hour)
-            .order_by(c.hour)
-        )
+    async def hour_sums(self, *wanted: StoredRange) -> list[list[HourSums]]:
+        """For each of ``wanted``, its samples added up hour by hour (one subject's, or all of a
+        kind's), in hour order; hours without a sample are absent. One transaction."""
+        out: list[list[HourSums]] = []
         async with self._begin() as conn:
-            rows = (await conn.execute(query)).all()
+            for one in wanted:
+                parameters: dict[str, Any] = {
+                    "kind": one.kind.value,
+                    "start": one.start,
+                    "end": one.end,
+                }
+                if one.subject is not None:
+                    parameters["subject"] = one.subject
+                query = _HOURS if one.subject is None else _SUBJECT_HOURS
+                rows = (await conn.execute(query, parameters)).all()
+                out.append(
+                    [
+                        (hour, int(n), float(wh), g, float(wg), b, float(gb), worst)
+                        for hour, n, wh, g, wg, b, gb, worst in rows
+                    ]
+                )
+        return out
+
+    async def hourly(self, wanted: StoredRange) -> list[Hourly]:
+        """``hour_sums`` of one range as values."""
+        (rows,) = await self.hour_sums(wanted)
         return [
             Hourly(
-                hour=hour_start(row[0]),
-                members=int(row[1]),
-                energy_wh=float(row[2]),
-                grams=row[3],
-                energy_with_grams_wh=float(row[4]),
-                baseline_grams=row[5],
-                grams_with_baseline=float(row[6]),
-                coverage=COVERAGE_RANKS[row[7]],
+                hour=hour_start(hour),
+                members=members,
+                energy_wh=energy_wh,
+                grams=grams,
+                energy_with_grams_wh=energy_with_grams_wh,
+                baseline_grams=baseline_grams,
+                grams_with_baseline=grams_with_baseline,
+                coverage=COVERAGE_RANKS[worst],
             )
-            for row in rows
+            for (
+                hour,
+                members,
+                energy_wh,
+                grams,
+                energy_with_grams_wh,
+                baseline_grams,
+                grams_with_baseline,
+                worst,
+            ) in rows
         ]
 
     async def totals(self, wanted: StoredRange) -> dict[str, SubjectTotal]:
@@ -391,6 +415,29 @@ def _sums() -> tuple[Any, ...]:
         func.sum(c.baseline_grams),
         func.sum(case((c.baseline_grams.is_not(None), c.grams), else_=0.0)),
     )
+
+
+def _hours_query(*, subject: bool) -> Select[Any]:
+    """Per hour of a kind (and a subject): ``_sums()`` and the worst coverage, in hour order.
+    Built once with bound parameters, so a request only binds values to a compiled statement."""
+    c = samples.c
+    filters = [
+        c.kind == bindparam("kind"),
+        c.hour >= bindparam("start"),
+        c.hour < bindparam("end"),
+    ]
+    if subject:
+        filters.append(c.subject == bindparam("subject"))
+    return (
+        select(c.hour, *_sums(), func.max(c.coverage))
+        .where(*filters)
+        .group_by(c.hour)
+        .order_by(c.hour)
+    )
+
+
+_HOURS = _hours_query(subject=False)
+_SUBJECT_HOURS = _hours_query(subject=True)
 
 
 def _row(sample: Sample) -> dict[str, Any]:
