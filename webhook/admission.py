@@ -206,7 +206,7 @@ def _decide(
         return _skipped(request, SkipReason.NO_CARBON_DATA, warnings)
     warnings.extend(choice.warnings)
     excluded = cache.excluded_greener(
-        carbon(), eligibility, nodes(), now=now, horizon_hours=placement.horizon_hours
+        carbon(), eligibility, regions_key, nodes(), now=now, horizon_hours=placement.horizon_hours
     )
     if excluded and CONSTRAINT_ANNOTATION not in extra:
         rule = _own_rule(pod)

@@ -10,6 +10,7 @@ carbon data, nodes and workloads come from in-memory sources kept current in the
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -27,11 +28,11 @@ from shared.core.shapes import quote
 from shared.health import not_ready_reasons, readiness_body
 from shared.http_errors import error_middleware, error_response
 from shared.scoring.ranking import DEFAULT_HORIZON_HOURS
-from webhook.admission import Placement, admit
+from webhook.admission import Admission, Placement, admit
 from webhook.decisions import DecisionCache
 from webhook.errors import BadReview
 from webhook.metrics import WatchSource, WebhookMetrics
-from webhook.review import encode_review, parse_review
+from webhook.review import AdmissionRequest, encode_review, parse_review
 from webhook.settings import WebhookSettings
 
 logger = logging.getLogger(__name__)
@@ -42,10 +43,7 @@ MUTATE_PATH = "/mutate"
 
 _SNAPSHOT_SOURCE: web.AppKey[SnapshotSource] = web.AppKey("snapshot_source")
 _INVENTORY = web.AppKey("inventory", Inventory)
-_WORKLOADS: web.AppKey[Callable[[], Workloads]] = web.AppKey("workloads")
-_CLOCK: web.AppKey[Clock] = web.AppKey("clock")
-_PLACEMENT = web.AppKey("placement", Placement)
-_DECISIONS = web.AppKey("decisions", DecisionCache)
+_ADMIT: web.AppKey[Callable[[AdmissionRequest], Admission]] = web.AppKey("admit")
 _SERVING: web.AppKey[Callable[[], bool]] = web.AppKey("serving")
 _DRAINING: web.AppKey[Callable[[], bool]] = web.AppKey("draining")
 _WATCHES: web.AppKey[WatchSource] = web.AppKey("watches")
@@ -75,14 +73,21 @@ def create_app(
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_JSON_ERRORS])
     app[_SNAPSHOT_SOURCE] = snapshot_source
     app[_INVENTORY] = inventory
-    app[_WORKLOADS] = workloads
-    app[_CLOCK] = clock
-    app[_PLACEMENT] = Placement(
-        default_policy=settings.default_policy,
-        horizon_hours=horizon_hours,
-        low_carbon_fraction=settings.low_carbon_fraction,
+    # Bound once: the handler runs for every pod, and these are the same throughout.
+    decide: Callable[[AdmissionRequest], Admission] = functools.partial(
+        admit,
+        carbon=snapshot_source,
+        nodes=lambda: inventory.nodes,
+        workloads=workloads,
+        placement=Placement(
+            default_policy=settings.default_policy,
+            horizon_hours=horizon_hours,
+            low_carbon_fraction=settings.low_carbon_fraction,
+        ),
+        clock=clock,
+        cache=DecisionCache(),
     )
-    app[_DECISIONS] = DecisionCache()
+    app[_ADMIT] = decide
     app[METRICS] = metrics or WebhookMetrics()
     app[_DRAINING] = draining
     app.router.add_post(MUTATE_PATH, _mutate)
@@ -130,15 +135,7 @@ async def _mutate(request: web.Request) -> web.Response:
         app[METRICS].bad_requests.inc()
         logger.info("rejected a request to %s: %s", MUTATE_PATH, e)
         return error_response(400, "bad_review", str(e))
-    admission = admit(
-        review,
-        carbon=app[_SNAPSHOT_SOURCE],
-        nodes=lambda: app[_INVENTORY].nodes,
-        workloads=app[_WORKLOADS],
-        placement=app[_PLACEMENT],
-        clock=app[_CLOCK],
-        cache=app[_DECISIONS],
-    )
+    admission = app[_ADMIT](review)
     app[METRICS].observe(admission.outcome, time.perf_counter() - started)
     if logger.isEnabledFor(logging.DEBUG):
         # The API server appends ``?timeout=Ns``; the answer takes microseconds, so it is only

@@ -170,6 +170,10 @@ def _is_object(value: object) -> TypeGuard[Mapping[str, Any]]:
     return type(value) is dict or isinstance(value, Mapping)
 
 
+_ANYWHERE_KEY = constraints_key({})
+"""The key of a pod without placement rules, computed once: every decision asks for it."""
+
+
 class Lru(Generic[K, V]):
     """A mapping that keeps at most ``size`` entries, dropping the least recently used."""
 
@@ -276,7 +280,7 @@ class DecisionCache:
         state = self._nodes
         if state is None or state.nodes is not nodes:
             state = self._nodes = _NodesState(nodes, self.max_entries)
-        key = constraints_key(pod)
+        key = constraints_key(pod) if pod else _ANYWHERE_KEY
         entry = state.eligible.get(key) if key is not None else None
         if entry is None:
             computed = eligible_regions(pod, nodes.values())
@@ -318,6 +322,7 @@ class DecisionCache:
         self,
         snapshot: CarbonSnapshot,
         eligibility: Eligibility,
+        regions_key: frozenset[tuple[str, int]],
         nodes: Mapping[str, NodeInfo],
         *,
         now: datetime,
@@ -325,11 +330,11 @@ class DecisionCache:
     ) -> tuple[str, ...]:
         """Regions with schedulable nodes that are greener than every region the pod's own rules
         (node selector, required node affinity, tolerations) leave it, greenest first: what those
-        rules cost in carbon. Empty when the pod may use the greenest region."""
+        rules cost in carbon. Empty when the pod may use the greenest region. ``regions_key`` is
+        the memo key ``eligibility`` returned with ``eligibility``."""
         state = self._carbon_state(snapshot, now=now, horizon_hours=horizon_hours)
         anywhere, _ = self.eligibility({}, nodes)
-        key = frozenset(eligibility.regions.items())
-        found = state.excluded.get(key)
+        found = state.excluded.get(regions_key)
         if found is not None and found[0] is anywhere:
             return found[1]
         allowed = eligibility.regions
@@ -348,7 +353,7 @@ class DecisionCache:
         )
         # Remembered with the cluster-wide eligibility it was cut against: a new node inventory
         # gives a new one, and the memo no longer matches.
-        state.excluded.put(key, (anywhere, excluded))
+        state.excluded.put(regions_key, (anywhere, excluded))
         return excluded
 
     def pool_choice(

@@ -9,11 +9,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 from shared.carbon.snapshot import CarbonSnapshot
 from shared.cluster.inventory import Inventory
@@ -43,12 +46,12 @@ class WebhookMetrics:
         )
         # One child per outcome label, looked up once: ``labels()`` takes a lock on every call.
         self._outcomes: dict[str, Counter] = {}
-        self.latency = Histogram(
+        self.latency = LatencyHistogram(
             "stellar_carbon_webhook_admission_duration_seconds",
             "Time from receiving an AdmissionReview to having its response ready.",
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            LATENCY_BUCKETS,
         )
+        self.registry.register(self.latency)
         self.bad_requests = Counter(
             "stellar_carbon_webhook_bad_requests",
             "Requests to /mutate rejected with 400 because the body was not an AdmissionReview.",
@@ -132,6 +135,49 @@ class WebhookMetrics:
             "stellar_carbon_webhook_admissions_total", {"outcome": outcome}
         )
         return value or 0.0
+
+
+class LatencyHistogram(Collector):
+    """A histogram with one unlabelled series, exposed exactly as ``prometheus_client.Histogram``
+    exposes it (``_bucket`` per bound and ``+Inf``, ``_count``, ``_sum``, ``_created``).
+
+    It exists because ``Histogram.observe`` takes a lock and walks every bound for each
+    admission; here an observation is one ``bisect`` and two additions. Observations and scrapes
+    both run on the event loop's thread, so nothing else can see a half-made update."""
+
+    def __init__(self, name: str, documentation: str, bounds: Sequence[float]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self._bounds = tuple(sorted(bounds))
+        # Formatted as prometheus_client formats a ``Histogram``'s bounds (the library leaves
+        # this helper untyped).
+        labels = [floatToGoString(b) for b in self._bounds]  # type: ignore[no-untyped-call]
+        self._labels: tuple[str, ...] = (*labels, "+Inf")
+        # One slot per bound plus +Inf, not cumulative: cumulated at scrape time.
+        self._counts = [0] * len(self._labels)
+        self._sum = 0.0
+        self._created = time.time()
+
+    def observe(self, seconds: float) -> None:
+        # A bound is an inclusive upper limit (``le``): ``bisect_left`` finds the first one
+        # that is not below ``seconds``.
+        self._counts[bisect_left(self._bounds, seconds)] += 1
+        self._sum += seconds
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        buckets: list[tuple[str, float]] = []
+        total = 0
+        for label, count in zip(self._labels, self._counts, strict=True):
+            total += count
+            buckets.append((label, float(total)))
+        family = HistogramMetricFamily(
+            self.name, self.documentation, buckets=buckets, sum_value=self._sum
+        )
+        family.samples.append(Sample(f"{self.name}_created", {}, self._created, None, None))
+        yield family
+
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield HistogramMetricFamily(self.name, self.documentation)
 
 
 class _WatchCollector(Collector):

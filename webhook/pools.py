@@ -127,7 +127,7 @@ def owning_statefulset(
     if isinstance(owners, list):
         for owner in owners:
             if (
-                isinstance(owner, Mapping)
+                (type(owner) is dict or isinstance(owner, Mapping))
                 and owner.get("kind") == "StatefulSet"
                 and owner.get("controller") is True
                 and isinstance(owner.get("name"), str)

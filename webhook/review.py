@@ -195,9 +195,12 @@ def review_from_dict(data: object) -> AdmissionRequest:
     if not isinstance(uid, str) or not uid:
         raise BadReview("missing request.uid")
     kind = request.get("kind")
+    # Spelled out rather than all() over a generator: this runs for every request.
     if not (
         isinstance(kind, dict)
-        and all(isinstance(kind.get(field), str) for field in ("group", "version", "kind"))
+        and isinstance(group := kind.get("group"), str)
+        and isinstance(version := kind.get("version"), str)
+        and isinstance(kind_name := kind.get("kind"), str)
     ):
         raise BadReview("request.kind must be an object with string group, version and kind")
     operation = request.get("operation")
@@ -214,7 +217,7 @@ def review_from_dict(data: object) -> AdmissionRequest:
         api_version=api_version,
         uid=uid,
         operation=operation,
-        kind=GroupVersionKind(group=kind["group"], version=kind["version"], kind=kind["kind"]),
+        kind=GroupVersionKind(group=group, version=version, kind=kind_name),
         namespace=namespace,
         name=name,
         object=obj,
