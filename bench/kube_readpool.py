@@ -14,7 +14,8 @@ kube-apiserver, kube-controller-manager, kube-scheduler with a one-second retry 
   drawn in creation order as the model draws them) has ended is deleted, so the StatefulSet
   controller recreates it through admission;
 * the webhook: the product's app in this process behind TLS, with ``KubeInventory`` and
-  ``KubeWorkloads`` watching this control plane, so it sizes each pod's required set from the
+  ``KubeWorkloads`` watching this control plane (every pod, as with
+  ``STELLAR_CARBON_WEBHOOK_WATCH_ALL_PODS``, since background pods share the nodes), so it sizes each pod's required set from the
   live StatefulSet and bound pods as in production; its carbon snapshot and clock follow the
   simulated hour.
 
@@ -354,7 +355,9 @@ async def _replay_week(
         async with k8s.ApiClient(control_plane.configuration()) as api:
             core = k8s.CoreV1Api(api)
             inventory = KubeInventory(api)
-            workloads = KubeWorkloads(api)
+            # Every pod, as STELLAR_CARBON_WEBHOOK_WATCH_ALL_PODS does: the fleet's nodes are
+            # shared with background pods, whose requests the room model must count.
+            workloads = KubeWorkloads(api, pod_selectors=())
             await inventory.start()
             await workloads.start()
             try:
