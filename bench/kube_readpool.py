@@ -15,9 +15,9 @@ kube-apiserver, kube-controller-manager, kube-scheduler with a one-second retry 
   controller recreates it through admission;
 * the webhook: the product's app in this process behind TLS, with ``KubeInventory`` and
   ``KubeWorkloads`` watching this control plane (every pod, as with
-  ``STELLAR_CARBON_WEBHOOK_WATCH_ALL_PODS``, since background pods share the nodes), so it sizes each pod's required set from the
-  live StatefulSet and bound pods as in production; its carbon snapshot and clock follow the
-  simulated hour.
+  ``STELLAR_CARBON_WEBHOOK_WATCH_ALL_PODS``, since background pods share the nodes), so it sizes
+  each pod's required set from the live StatefulSet and bound pods as in production; its carbon
+  snapshot and clock follow the simulated hour.
 
 Arms: ``agnostic`` (the StatefulSet annotated ``stellar.org/carbon-aware: disabled``), ``prefer``
 (the pod template annotated ``stellar.org/carbon-policy: prefer``) and ``default`` (the template
