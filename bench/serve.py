@@ -44,6 +44,7 @@ from shared.carbon.providers.mock import MockProvider
 from shared.carbon.refresh import CarbonRefresher
 from shared.cluster.demo import StaticInventory, demo_inventory
 from shared.core.clock import Clock, fixed, rfc3339
+from shared.entrypoint import freeze_startup_objects
 from shared.regions.catalog import RegionCatalog
 from shared.settings import CarbonSettings
 from webhook.app import MUTATE_PATH
@@ -193,6 +194,7 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    freeze_startup_objects()  # as the services do once they serve
     print(json.dumps({"ready": True, "pid": os.getpid(), **info}), flush=True)
     try:
         await stop.wait()

@@ -25,7 +25,13 @@ from reporter.usage import NodeMetricsPoller
 from shared.cluster.demo import demo_inventory
 from shared.cluster.inventory import RunningInventory
 from shared.cluster.kube import load_api_client
-from shared.entrypoint import run, settings_or_exit, start_logging, stop_on_signals
+from shared.entrypoint import (
+    freeze_startup_objects,
+    run,
+    settings_or_exit,
+    start_logging,
+    stop_on_signals,
+)
 from shared.factory import CarbonRuntime, build_runtime
 from shared.http_errors import JsonErrorRunner
 
@@ -50,6 +56,7 @@ async def serve(settings: ReporterSettings, *, stopping: asyncio.Event | None = 
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()
+        freeze_startup_objects()
         logger.info("serving on http://%s:%d", settings.host, settings.port)
         await stopping.wait()
         logger.info("shutting down")

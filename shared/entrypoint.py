@@ -9,6 +9,7 @@ could not start and exit 1.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -21,6 +22,15 @@ from shared.core.errors import ConfigError
 T = TypeVar("T")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def freeze_startup_objects() -> None:
+    """Move everything alive once a service is ready to serve (modules, the region catalog, the
+    application) out of the garbage collector's reach. A full collection otherwise walks all of
+    it again every few thousand allocations, and each such pass stalls a request by tens of
+    milliseconds; objects made while serving are collected as before."""
+    gc.collect()
+    gc.freeze()
 
 
 def stop_on_signals() -> asyncio.Event:

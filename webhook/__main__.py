@@ -29,7 +29,13 @@ from shared.core.backoff import Backoff
 from shared.core.clock import utcnow
 from shared.core.errors import ConfigError
 from shared.core.tasks import cancel_and_wait
-from shared.entrypoint import run, settings_or_exit, start_logging, stop_on_signals
+from shared.entrypoint import (
+    freeze_startup_objects,
+    run,
+    settings_or_exit,
+    start_logging,
+    stop_on_signals,
+)
 from shared.factory import CarbonRuntime, build_runtime
 from shared.http_errors import JsonErrorRunner
 from shared.settings import CarbonSettings
@@ -152,6 +158,7 @@ async def serve(
             _site(app, settings.bind_address, settings.port, settings, ssl_context=context)
         )
         serving.set()
+        freeze_startup_objects()
         logger.info(
             "serving /mutate on https://%s:%d, health on http://%s:%d",
             settings.bind_address,
