@@ -12,9 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-
-from aiohttp import web
 
 from multicluster.app import create_app
 from multicluster.karmada import KarmadaWatches, KarmadaWriter
@@ -24,7 +21,7 @@ from multicluster.metrics import KarmadaMetrics
 from multicluster.settings import KarmadaMode, KarmadaSettings
 from shared.cluster.kube import load_api_client
 from shared.core.tasks import cancel_and_wait
-from shared.entrypoint import run, settings_or_exit, start_logging, stop_on_signals
+from shared.entrypoint import health_site, run, settings_or_exit, start_logging, stop_on_signals
 from shared.factory import CarbonRuntime, build_runtime
 
 logger = logging.getLogger("multicluster")
@@ -81,7 +78,9 @@ async def serve(
             snapshot_source=lambda: refresher.snapshot,
             metrics=metrics,
         )
-        await stack.enter_async_context(_site(app, settings.bind_address, settings.health_port))
+        await stack.enter_async_context(
+            health_site(app, settings.bind_address, settings.health_port)
+        )
         await watches.start()
         if not await watches.wait_synced(_SYNC_WAIT):
             logger.warning("Karmada API not listed after %.0fs; going on", _SYNC_WAIT)
@@ -122,17 +121,6 @@ async def serve(
             logger.info("shutting down")
             await cancel_and_wait(*tasks)
             await lease.release()
-
-
-@contextlib.asynccontextmanager
-async def _site(app: web.Application, host: str, port: int) -> AsyncIterator[None]:
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        yield
-    finally:
-        await runner.cleanup()
 
 
 if __name__ == "__main__":

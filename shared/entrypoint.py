@@ -9,13 +9,16 @@ could not start and exit 1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
+
+from aiohttp import web
 
 from shared.core.errors import ConfigError
 
@@ -31,6 +34,19 @@ def freeze_startup_objects() -> None:
     milliseconds; objects made while serving are collected as before."""
     gc.collect()
     gc.freeze()
+
+
+@contextlib.asynccontextmanager
+async def health_site(app: web.Application, host: str, port: int) -> AsyncIterator[None]:
+    """``app`` served on plain HTTP at ``host:port`` for as long as the context lasts: the
+    health, readiness and metrics site of a component without an API of its own."""
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        yield
+    finally:
+        await runner.cleanup()
 
 
 def stop_on_signals() -> asyncio.Event:

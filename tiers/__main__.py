@@ -11,13 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-
-from aiohttp import web
 
 from shared.cluster.kube import load_api_client
 from shared.core.tasks import cancel_and_wait
-from shared.entrypoint import run, settings_or_exit, start_logging, stop_on_signals
+from shared.entrypoint import health_site, run, settings_or_exit, start_logging, stop_on_signals
 from shared.factory import CarbonRuntime, build_runtime
 from tiers.app import create_app
 from tiers.labeller import NodeLabeller
@@ -58,7 +55,9 @@ async def serve(
         app = create_app(
             inventory=inventory, snapshot_source=lambda: refresher.snapshot, metrics=metrics
         )
-        await stack.enter_async_context(_site(app, settings.bind_address, settings.health_port))
+        await stack.enter_async_context(
+            health_site(app, settings.bind_address, settings.health_port)
+        )
         await runtime.follow(inventory)
 
         tiers = TierLoop(
@@ -85,17 +84,6 @@ async def serve(
         finally:
             logger.info("shutting down")
             await cancel_and_wait(task)
-
-
-@contextlib.asynccontextmanager
-async def _site(app: web.Application, host: str, port: int) -> AsyncIterator[None]:
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        yield
-    finally:
-        await runner.cleanup()
 
 
 if __name__ == "__main__":
