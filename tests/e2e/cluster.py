@@ -210,6 +210,13 @@ class Components:
                     process.wait()
             component.log.close()
 
+    def pid(self, name: str) -> int:
+        """The process id of the running component ``name``."""
+        for component in self._started:
+            if component.name == name and component.process.poll() is None:
+                return component.process.pid
+        raise ControlPlaneError(f"{name} is not running")
+
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines of every component log, in start order."""
         return "\n".join(
@@ -537,10 +544,7 @@ class ControlPlane:
 
     def pid(self, name: str) -> int:
         """The process id of a running component (``etcd``, ``kube-apiserver``, ...)."""
-        for component in self._components:
-            if component.name == name and component.process.poll() is None:
-                return component.process.pid
-        raise ControlPlaneError(f"{name} is not running")
+        return self.components.pid(name)
 
     # logs
 
