@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,7 +31,7 @@ from shared.core.clock import Clock
 from shared.core.shapes import object_or_empty
 from shared.scoring.ranking import Ranking
 from shared.scoring.tiers import TIER_LABEL
-from webhook.decisions import DecisionCache, region_list
+from webhook.decisions import DecisionCache, RegionChoice, region_list
 from webhook.eligibility import Eligibility
 from webhook.errors import MutationError
 from webhook.follow import (
@@ -44,7 +44,7 @@ from webhook.follow import (
     tier_requirement,
     tier_terms,
 )
-from webhook.mutation import already_decided, mutate, patch_for, preferred_term
+from webhook.mutation import already_decided, mutate, patch_for, patch_shape, preferred_term
 from webhook.outcomes import ERROR, MUTATED, SkipReason, skipped
 from webhook.pools import (
     CONSTRAINT_ANNOTATION,
@@ -52,7 +52,7 @@ from webhook.pools import (
     owning_statefulset,
     pool_need,
 )
-from webhook.review import AdmissionRequest, JsonPatchOp, ResponseReview, allow
+from webhook.review import AdmissionRequest, EncodedPatch, JsonPatchOp, ResponseReview, allow
 from webhook.selection import should_mutate
 from webhook.settings import Policy
 
@@ -217,22 +217,14 @@ def _decide(
         )
 
     annotations = {**choice.annotations(cache.decided_at(now)), **extra}
+    patch: Sequence[JsonPatchOp] | EncodedPatch
     if following:
         patch = _follow_patch(pod, eligibility, policy, need, annotations, warnings)
     else:
         if policy is Policy.REQUIRE and not choice.low_carbon:
             warnings.append("carbon-policy require: no low-carbon region has schedulable nodes")
         assert eligibility.region_key is not None
-        patch = mutate(
-            pod,
-            ranking,
-            choice.terms,
-            policy=policy,
-            region_key=eligibility.region_key,
-            now=now,
-            low_carbon=choice.low_carbon,
-            annotations=annotations,
-        )
+        patch = _region_patch(pod, choice, policy, eligibility.region_key, now, annotations)
     if not patch:
         return _skipped(request, SkipReason.ALREADY_DECIDED, warnings)
     if logger.isEnabledFor(logging.DEBUG):
@@ -246,10 +238,42 @@ def _decide(
     return Admission(
         response=allow(request, patch=patch, warnings=warnings),
         outcome=MUTATED,
-        patch=tuple(patch),
+        patch=patch.ops if isinstance(patch, EncodedPatch) else tuple(patch),
         warnings=tuple(warnings),
         ranking=ranking,
     )
+
+
+def _region_patch(
+    pod: Mapping[str, Any],
+    choice: RegionChoice,
+    policy: Policy,
+    region_key: str,
+    now: datetime,
+    annotations: dict[str, str],
+) -> EncodedPatch:
+    """``mutate``'s patch of ``pod`` for ``choice``, remembered with the choice by the pod's
+    ``patch_shape``: pods of one shape arriving in one second get the same patch, built and
+    encoded once."""
+    shape = patch_shape(pod)
+    key = (shape, policy, region_key, tuple(annotations.items())) if shape is not None else None
+    remembered = choice.remembered_patch(key) if key is not None else None
+    if remembered is None:
+        remembered = EncodedPatch.of(
+            mutate(
+                pod,
+                choice.ranking,
+                choice.terms,
+                policy=policy,
+                region_key=region_key,
+                now=now,
+                low_carbon=choice.low_carbon,
+                annotations=annotations,
+            )
+        )
+        if key is not None:
+            choice.remember_patch(key, remembered)
+    return remembered
 
 
 def _follow_patch(

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Generic, TypeGuard, TypeVar
@@ -41,8 +41,9 @@ from shared.core.clock import rfc3339
 from shared.core.models import Freshness
 from shared.scoring.ranking import PreferenceTerm, Ranking, low_carbon_set, preference_terms, rank
 from webhook.eligibility import Eligibility, eligible_regions
-from webhook.mutation import annotations_from
+from webhook.mutation import PatchShape, annotations_from
 from webhook.pools import hard_rules, may_have_hard_rules, pool_rules_key
+from webhook.review import EncodedPatch
 
 DEFAULT_MAX_ENTRIES = 256
 """Constraint sets (and eligible region sets) remembered per data state."""
@@ -52,6 +53,13 @@ DEFAULT_RANKING_REUSE = timedelta(seconds=60)
 _REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
 _LIST_LIMIT = 4
 """Region names spelled out in one warning before it says ``+N more``."""
+
+PATCHES_KEPT = 64
+"""Patches a ``RegionChoice`` remembers before it starts over (a few pod shapes times the
+seconds its ranking is reused)."""
+
+PatchKey = tuple[PatchShape, str, str, tuple[tuple[str, str], ...]]
+"""A patch's pod shape, policy, region label key and annotations."""
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -72,6 +80,18 @@ class RegionChoice:
     """``ranking.annotation()``."""
     sources_text: str
     """``ranking.sources()`` joined by commas."""
+    patches: dict[PatchKey, EncodedPatch] = field(default_factory=dict, compare=False, repr=False)
+    """Region patches made from this choice (``remembered_patch``)."""
+
+    def remembered_patch(self, key: PatchKey) -> EncodedPatch | None:
+        """The patch made from this choice for ``key`` before, if any."""
+        return self.patches.get(key)
+
+    def remember_patch(self, key: PatchKey, patch: EncodedPatch) -> None:
+        """Keep ``patch`` for pods of ``key``; at most ``PATCHES_KEPT`` are kept."""
+        if len(self.patches) >= PATCHES_KEPT:
+            self.patches.clear()
+        self.patches[key] = patch
 
     def annotations(self, decided_at: str) -> dict[str, str]:
         """The decision annotations (``webhook.mutation.decision_annotations``), stamped with

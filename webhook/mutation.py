@@ -117,6 +117,42 @@ def patch_for(
     return ops
 
 
+PatchShape = tuple[int, int]
+"""What a patch for a pod without node affinity depends on in the pod (``patch_shape``)."""
+
+
+def patch_shape(pod: Mapping[str, Any]) -> PatchShape | None:
+    """All ``patch_for`` reads of ``pod`` when the pod has no node affinity yet: how many members
+    of ``spec.affinity.nodeAffinity`` and of ``metadata.annotations`` it has (0 to 2 each; ``null``
+    counts as missing). Two pods of one shape get the same patch for the same decision.
+
+    None when the pod has node affinity (the patch then depends on its terms) or a member on
+    those paths that is not an object (``patch_for`` says what is wrong with it)."""
+    spec = pod.get("spec")
+    if spec is None:
+        affinity_depth = 0
+    elif type(spec) is not dict:
+        return None
+    elif (affinity := spec.get("affinity")) is None:
+        affinity_depth = 1
+    elif type(affinity) is not dict or affinity.get("nodeAffinity") is not None:
+        return None
+    else:
+        affinity_depth = 2
+    metadata = pod.get("metadata")
+    if metadata is None:
+        annotations_depth = 0
+    elif type(metadata) is not dict:
+        return None
+    elif (annotations := metadata.get("annotations")) is None:
+        annotations_depth = 1
+    elif type(annotations) is not dict:
+        return None
+    else:
+        annotations_depth = 2
+    return affinity_depth, annotations_depth
+
+
 def already_decided(pod: Mapping[str, Any]) -> bool:
     """The pod carries the annotations of an earlier decision (reinvocation, or a copied pod)."""
     metadata = _object(pod.get("metadata"), "metadata")

@@ -225,16 +225,39 @@ def review_from_dict(data: object) -> AdmissionRequest:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedPatch:
+    """A JSON patch with its wire form, for a patch sent more than once. Its operations may be
+    shared between responses: nothing may modify them."""
+
+    ops: tuple[JsonPatchOp, ...]
+    text: str
+    """``encode_patch(ops)``."""
+
+    @classmethod
+    def of(cls, ops: Sequence[JsonPatchOp]) -> EncodedPatch:
+        return cls(tuple(ops), encode_patch(ops) if ops else "")
+
+    def __bool__(self) -> bool:
+        return bool(self.ops)
+
+
+def encode_patch(patch: Sequence[JsonPatchOp]) -> str:
+    """The ``response.patch`` text: the patch as JSON, base64-encoded."""
+    return base64.b64encode(_dumps(list(patch))).decode("ascii")
+
+
 def allow(
     request: AdmissionRequest,
     *,
-    patch: Sequence[JsonPatchOp] = (),
+    patch: Sequence[JsonPatchOp] | EncodedPatch = (),
     warnings: Iterable[str] = (),
 ) -> ResponseReview:
     """An allowing response, with the JSON patch (base64) only when there is something to change."""
     response = ResponsePayload(uid=request.uid, allowed=True)
-    if patch:
-        response["patch"] = base64.b64encode(_dumps(list(patch))).decode("ascii")
+    text = patch.text if isinstance(patch, EncodedPatch) else encode_patch(patch) if patch else ""
+    if text:
+        response["patch"] = text
         response["patchType"] = "JSONPatch"
     shown = [shorten_warning(text) for text in warnings][:MAX_WARNINGS]
     if shown:

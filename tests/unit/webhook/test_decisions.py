@@ -8,6 +8,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+import jsonpatch
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -130,6 +131,46 @@ def test_a_cached_decision_is_the_decision_computed_from_scratch(pod: dict[str, 
 
     assert again == warm == decide(pod, None)
     assert again.ranking == warm.ranking
+
+
+SHAPES = {
+    "no spec": {"apiVersion": "v1", "kind": "Pod", "metadata": read_replica_pod()["metadata"]},
+    "no affinity": read_replica_pod(),
+    "null affinity": read_replica_pod(spec__affinity=None),
+    "pod anti-affinity only": read_replica_pod(
+        spec__affinity={"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}
+    ),
+    "node affinity": read_replica_pod(
+        spec__affinity={"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}
+    ),
+    "annotated": read_replica_pod(metadata__annotations={"team": "core"}),
+    "null annotations": read_replica_pod(metadata__annotations=None),
+    "require": read_replica_pod(metadata__annotations={"stellar.org/carbon-policy": "require"}),
+}
+
+
+@pytest.mark.parametrize("first", list(SHAPES))
+def test_pods_of_every_shape_after_one_another_get_the_patch_of_a_cold_decision(
+    first: str,
+) -> None:
+    # One cache sees ``first`` and then every other shape: a patch remembered for one shape
+    # must never be handed to a pod of another.
+    carbon, nodes, cache = forecast_snapshot(), cluster(), DecisionCache()
+    for name in [first, *(shape for shape in SHAPES if shape != first)]:
+        pod = SHAPES[name]
+
+        warm = admit(
+            review_from_dict(review(pod, uid="fixed-uid")),
+            carbon=lambda: carbon,
+            nodes=lambda: nodes,
+            placement=Placement(),
+            clock=fixed(NOW),
+            cache=cache,
+        )
+
+        assert warm == decide(pod, None), name
+        assert warm.patch, name
+        jsonpatch.apply_patch(pod, list(warm.patch))  # raises if it does not apply
 
 
 def test_the_same_snapshot_reuses_one_ranking() -> None:
