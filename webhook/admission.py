@@ -175,7 +175,8 @@ def _decide(
     need: PoolNeed | None = None
     if pool is not None:
         policy = Policy.REQUIRE
-        need = pool_need(pool, pod, request.namespace, nodes().values(), state, statefulset)
+        domains = cache.spread_domains(pod, nodes())
+        need = pool_need(pool, pod, request.namespace, domains, state, statefulset)
     if need is None or following:
         # A following pod's required set is cut from tiers (``_follow_patch``), not regions.
         choice = cache.choice(

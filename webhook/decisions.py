@@ -42,7 +42,13 @@ from shared.core.models import Freshness
 from shared.scoring.ranking import PreferenceTerm, Ranking, low_carbon_set, preference_terms, rank
 from webhook.eligibility import Eligibility, eligible_regions
 from webhook.mutation import PatchShape, annotations_from
-from webhook.pools import hard_rules, may_have_hard_rules, pool_rules_key
+from webhook.pools import (
+    SpreadDomains,
+    hard_rules,
+    may_have_hard_rules,
+    pool_rules_key,
+    spread_domains,
+)
 from webhook.review import EncodedPatch
 
 DEFAULT_MAX_ENTRIES = 256
@@ -232,6 +238,7 @@ class _NodesState:
     def __init__(self, nodes: Mapping[str, NodeInfo], size: int) -> None:
         self.nodes = nodes  # held, so the identity check can never match a recycled id
         self.eligible: Lru[bytes, _Eligible] = Lru(size)
+        self.domains: Lru[bytes, tuple[SpreadDomains]] = Lru(size)
 
 
 class _CarbonState:
@@ -291,15 +298,35 @@ class DecisionCache:
                 self._pools.put(key, found)
         return found[0]
 
+    def spread_domains(
+        self, pod: Mapping[str, Any], nodes: Mapping[str, NodeInfo]
+    ) -> SpreadDomains:
+        """``webhook.pools.spread_domains(pod, nodes.values())``, remembered per node inventory
+        by the same constraints as eligibility: a read pool's pods share them.
+
+        Raises ``MutationError`` like ``spread_domains`` (and remembers nothing then)."""
+        state = self._nodes_state(nodes)
+        key = constraints_key(pod)
+        found = state.domains.get(key) if key is not None else None
+        if found is None:
+            found = (spread_domains(pod, nodes.values()),)
+            if key is not None:
+                state.domains.put(key, found)
+        return found[0]
+
+    def _nodes_state(self, nodes: Mapping[str, NodeInfo]) -> _NodesState:
+        state = self._nodes
+        if state is None or state.nodes is not nodes:
+            state = self._nodes = _NodesState(nodes, self.max_entries)
+        return state
+
     def eligibility(
         self, pod: Mapping[str, Any], nodes: Mapping[str, NodeInfo]
     ) -> tuple[Eligibility, frozenset[tuple[str, int]]]:
         """``eligible_regions(pod, nodes.values())`` and its regions as a memo key.
 
         Raises ``MutationError`` like ``eligible_regions`` (and remembers nothing then)."""
-        state = self._nodes
-        if state is None or state.nodes is not nodes:
-            state = self._nodes = _NodesState(nodes, self.max_entries)
+        state = self._nodes_state(nodes)
         key = constraints_key(pod) if pod else _ANYWHERE_KEY
         entry = state.eligible.get(key) if key is not None else None
         if entry is None:

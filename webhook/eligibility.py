@@ -84,22 +84,25 @@ class Constraints:
 
     def admits(self, node: NodeInfo) -> bool:
         """The scheduler's filters for this pod would let it onto ``node``."""
+        if not node.schedulable or not self.selects(node):
+            return False
         # Plain loops rather than any()/all() over generators: this runs once per node, and a
         # cluster has thousands.
-        if not node.schedulable:
-            return False
-        labels = node.labels
-        for key, value in self.node_selector.items():
-            if labels.get(key) != value:
-                return False
-        if self.required_terms is not None and not any(
-            term_matches(term, node) for term in self.required_terms
-        ):
-            return False
         for taint in node.taints:
             if taint.effect in _HARD_EFFECTS and not tolerated(self.tolerations, taint):
                 return False
         return True
+
+    def selects(self, node: NodeInfo) -> bool:
+        """The pod's node selector and required node affinity match ``node``, whatever its taints
+        and schedulability."""
+        labels = node.labels
+        for key, value in self.node_selector.items():
+            if labels.get(key) != value:
+                return False
+        return self.required_terms is None or any(
+            term_matches(term, node) for term in self.required_terms
+        )
 
 
 def eligible_regions(pod: Mapping[str, Any], nodes: Iterable[NodeInfo]) -> Eligibility:

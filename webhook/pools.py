@@ -155,32 +155,39 @@ def _is_ordinal(rest: str) -> bool:
     return rest == "" or rest.isdigit()
 
 
+SpreadDomains = tuple[tuple[NodeInfo, bool], ...]
+"""The nodes a pod's spread constraints count, each with whether the pod may run there."""
+
+
+def spread_domains(pod: Mapping[str, Any], nodes: Iterable[NodeInfo]) -> SpreadDomains:
+    """The nodes ``pod``'s node selector and required node affinity match, whatever their taints
+    and schedulability (a cordoned node is an empty domain), each with whether the scheduler's
+    filters let the pod onto it. Raises ``MutationError`` like ``eligible_regions``."""
+    constraints = Constraints.from_pod(pod)
+    return tuple((node, constraints.admits(node)) for node in nodes if constraints.selects(node))
+
+
 def pool_need(
     pool: PoolConstraints,
     pod: Mapping[str, Any],
     namespace: str,
-    nodes: Iterable[NodeInfo],
+    domains: SpreadDomains,
     workloads: Workloads,
     statefulset: StatefulSetInfo | None,
 ) -> PoolNeed:
-    """What a required region set must hold for ``pod`` (see the module docstring)."""
-    constraints = Constraints.from_pod(pod)
+    """What a required region set must hold for ``pod`` (see the module docstring), on
+    ``spread_domains(pod, nodes)``."""
     hosts = []
-    for node in nodes:
-        # Spread domains ignore taints and schedulability: a cordoned node is an empty domain.
-        if not constraints.admits(
-            dataclasses.replace(node, ready=True, unschedulable=False, taints=())
-        ):
-            continue
+    for node, admitted in domains:
         requested = workloads.requested_on(node.name)
-        host = Host.from_node(
-            node,
-            requested_cpu_millis=requested.cpu_millis,
-            requested_memory_bytes=requested.memory_bytes,
+        hosts.append(
+            Host.from_node(
+                node,
+                requested_cpu_millis=requested.cpu_millis,
+                requested_memory_bytes=requested.memory_bytes,
+                schedulable=admitted,
+            )
         )
-        if not constraints.admits(node):
-            host = dataclasses.replace(host, schedulable=False)
-        hosts.append(host)
     bound = workloads.bound_in(namespace)
     placed = tuple(PlacedPod(p.node, p.labels) for p in bound)
     wanted = 1

@@ -39,14 +39,20 @@ class Host:
 
     @classmethod
     def from_node(
-        cls, node: NodeInfo, *, requested_cpu_millis: int = 0, requested_memory_bytes: int = 0
+        cls,
+        node: NodeInfo,
+        *,
+        requested_cpu_millis: int = 0,
+        requested_memory_bytes: int = 0,
+        schedulable: bool | None = None,
     ) -> Host:
-        """A host from the inventory; zero allocatable reads as unknown."""
+        """A host from the inventory; zero allocatable reads as unknown. ``schedulable``, when
+        given, says whether the pod in question may run there instead of the node's own state."""
         return cls(
             name=node.name,
             region=node.region,
             labels=node.labels,
-            schedulable=node.schedulable,
+            schedulable=node.schedulable if schedulable is None else schedulable,
             free_cpu_millis=node.cpu_millis - requested_cpu_millis if node.cpu_millis else None,
             free_memory_bytes=(
                 node.memory_bytes - requested_memory_bytes if node.memory_bytes else None
