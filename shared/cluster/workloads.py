@@ -236,6 +236,36 @@ class Requested:
 _NOTHING = Requested()
 
 
+class _PodIndex:
+    """Bound pods by namespace and their requests by node, each computed when first asked for:
+    a decision without a read pool reads neither."""
+
+    __slots__ = ("_by_namespace", "_by_node", "_pods")
+
+    def __init__(self, pods: Mapping[tuple[str, str], BoundPod]) -> None:
+        self._pods = pods
+        self._by_namespace: dict[str, tuple[BoundPod, ...]] | None = None
+        self._by_node: dict[str, Requested] | None = None
+
+    def by_namespace(self) -> Mapping[str, tuple[BoundPod, ...]]:
+        if self._by_namespace is None:
+            grouped: dict[str, list[BoundPod]] = {}
+            for pod in self._pods.values():
+                grouped.setdefault(pod.namespace, []).append(pod)
+            self._by_namespace = {ns: tuple(pods) for ns, pods in grouped.items()}
+        return self._by_namespace
+
+    def by_node(self) -> Mapping[str, Requested]:
+        if self._by_node is None:
+            cpu: dict[str, int] = {}
+            memory: dict[str, int] = {}
+            for pod in self._pods.values():
+                cpu[pod.node] = cpu.get(pod.node, 0) + pod.cpu_millis
+                memory[pod.node] = memory.get(pod.node, 0) + pod.memory_bytes
+            self._by_node = {node: Requested(cpu[node], memory[node]) for node in cpu}
+        return self._by_node
+
+
 @dataclass(frozen=True)
 class Workloads:
     """One immutable view of StatefulSets, namespaces and bound pods, with derived indexes.
@@ -254,30 +284,35 @@ class Workloads:
     restricted: Mapping[tuple[str, str], RestrictedPod] = field(
         default_factory=lambda: MappingProxyType({})
     )
-    _by_namespace: Mapping[str, tuple[BoundPod, ...]] = field(init=False, repr=False)
-    _by_node: Mapping[str, Requested] = field(init=False, repr=False)
+    _index: _PodIndex = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        by_namespace: dict[str, list[BoundPod]] = {}
-        by_node: dict[str, Requested] = {}
-        for pod in self.pods.values():
-            by_namespace.setdefault(pod.namespace, []).append(pod)
-            before = by_node.get(pod.node, _NOTHING)
-            by_node[pod.node] = Requested(
-                before.cpu_millis + pod.cpu_millis, before.memory_bytes + pod.memory_bytes
-            )
-        object.__setattr__(
-            self, "_by_namespace", {ns: tuple(pods) for ns, pods in by_namespace.items()}
-        )
-        object.__setattr__(self, "_by_node", by_node)
+        object.__setattr__(self, "_index", _PodIndex(self.pods))
+
+    def updated(
+        self,
+        statefulsets: Mapping[tuple[str, str], StatefulSetInfo],
+        namespaces: Mapping[str, NamespaceInfo],
+        pods: Mapping[tuple[str, str], BoundPod],
+        *,
+        synced: bool,
+        restricted: Mapping[tuple[str, str], RestrictedPod],
+    ) -> Workloads:
+        """A view of these contents; when the bound pods are the same as this view's (equal),
+        it keeps this view's pods and their indexes instead of indexing them again."""
+        if pods == self.pods:
+            view = Workloads(statefulsets, namespaces, self.pods, synced, restricted)
+            object.__setattr__(view, "_index", self._index)
+            return view
+        return Workloads(statefulsets, namespaces, pods, synced, restricted)
 
     def bound_in(self, namespace: str) -> tuple[BoundPod, ...]:
         """Pods bound in ``namespace``: what a pod's spread and anti-affinity selectors see."""
-        return self._by_namespace.get(namespace, ())
+        return self._index.by_namespace().get(namespace, ())
 
     def requested_on(self, node: str) -> Requested:
         """Resources the pods bound to ``node`` request."""
-        return self._by_node.get(node, _NOTHING)
+        return self._index.by_node().get(node, _NOTHING)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from shared.cluster.kube.podwatch import PodWatch, namespaced_key
 from shared.cluster.kube.reflector import Reflector, ReflectorGroup, WatchSettings
 from shared.cluster.pods import STELLAR_POD_SELECTORS
 from shared.cluster.workloads import (
+    EMPTY,
     BoundPod,
     NamespaceInfo,
     RestrictedPod,
@@ -120,7 +121,9 @@ class KubeWorkloads(ReflectorGroup):
                     bound[pod_key] = pod
                 else:
                     restricted[pod_key] = pod
-            state = Workloads(
+            # Pods the webhook just restricted change the pod watch without binding anything:
+            # the bound pods and their indexes then carry over.
+            state = (built[1] if built is not None else EMPTY).updated(
                 statefulsets,
                 namespaces,
                 MappingProxyType(bound),

@@ -201,3 +201,25 @@ async def test_watching_every_pod_counts_other_workloads_in_the_room(
     await until(lambda: len(workloads.state.pods) == 2)
     assert workloads.state.requested_on("node-a") == Requested(cpu_millis=1000)
     assert not any("labelSelector" in q for p, q in fake.requests if p == "/api/v1/pods")
+
+
+async def test_pods_restricted_while_others_are_bound_leave_the_bound_view_as_it_was(
+    fake: FakeKubeApi, workloads: KubeWorkloads
+) -> None:
+    await fake.put("pods", pod("bound", node_name="node-a"))
+    assert await workloads.wait_synced(WAIT)
+    await until(lambda: bool(workloads.state.bound_in("stellar")))
+    before = workloads.state
+
+    await fake.put("pods", restricted("fresh"))
+    await until(lambda: len(workloads.state.restricted) == 1)
+
+    after = workloads.state
+    assert after is not before
+    assert [p.name for p in after.bound_in("stellar")] == ["bound"]
+    assert after.requested_on("node-a") == before.requested_on("node-a") == Requested(500)
+
+    await fake.put("pods", restricted("fresh", node_name="node-b"))
+    await until(lambda: len(workloads.state.bound_in("stellar")) == 2)
+    assert workloads.state.requested_on("node-b") == Requested(cpu_millis=500)
+    assert not workloads.state.restricted
