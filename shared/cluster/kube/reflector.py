@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import json
 import logging
 import random
 import time
@@ -21,6 +20,7 @@ from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 import aiohttp
+import orjson
 
 from shared.cluster.kube.api import KubeApiError, RawCall, retry_after_seconds, status_message
 from shared.core.backoff import Backoff
@@ -161,7 +161,7 @@ class Reflector(Generic[K, V]):
             if token:
                 kwargs["_continue"] = token
             async with await self._request(**kwargs) as response:
-                body = json.loads(await response.read())
+                body = orjson.loads(await response.read())
             for raw in body.get("items") or ():
                 key, value = self._decode(raw)
                 if key is not None and value is not None:
@@ -211,7 +211,7 @@ class Reflector(Generic[K, V]):
             async for line in response.content:
                 if not line.strip():
                     continue
-                event = json.loads(line)
+                event = orjson.loads(line)
                 if not isinstance(event, Mapping):
                     raise ValueError("watch stream sent something other than an event object")
                 version = self._apply(event, version)
