@@ -175,8 +175,9 @@ def _decide(
     need: PoolNeed | None = None
     if pool is not None:
         policy = Policy.REQUIRE
-        domains = cache.spread_domains(pod, nodes())
-        need = pool_need(pool, pod, request.namespace, domains, state, statefulset)
+        hosts = cache.pool_hosts(cache.spread_domains(pod, nodes()), state)
+        bound = state.bound_in(request.namespace)
+        need = pool_need(pool, hosts, bound, statefulset)
     if need is None or following:
         # A following pod's required set is cut from tiers (``_follow_patch``), not regions.
         choice = cache.choice(
@@ -191,10 +192,12 @@ def _decide(
         choice = cache.pool_choice(
             carbon(),
             eligibility,
+            regions_key,
             now=now,
             horizon_hours=placement.horizon_hours,
             low_carbon_fraction=placement.low_carbon_fraction,
-            holds=need.holds(),
+            need=need,
+            bound=bound,
         )
         if choice.ranking.scores and not choice.low_carbon:
             policy = Policy.PREFER

@@ -37,15 +37,19 @@ import orjson
 from shared.carbon.snapshot import CarbonSnapshot
 from shared.cluster.constraints import PoolConstraints
 from shared.cluster.inventory import NodeInfo
+from shared.cluster.room import Host
+from shared.cluster.workloads import BoundPod, Workloads
 from shared.core.clock import rfc3339
 from shared.core.models import Freshness
 from shared.scoring.ranking import PreferenceTerm, Ranking, low_carbon_set, preference_terms, rank
 from webhook.eligibility import Eligibility, eligible_regions
 from webhook.mutation import PatchShape, annotations_from
 from webhook.pools import (
+    PoolNeed,
     SpreadDomains,
     hard_rules,
     may_have_hard_rules,
+    pool_hosts,
     pool_rules_key,
     spread_domains,
 )
@@ -142,6 +146,11 @@ def data_quality_warnings(ranking: Ranking) -> list[str]:
     if ranking.unranked:
         warnings.append(f"no carbon data, not ranked: {region_list(ranking.unranked)}")
     return warnings
+
+
+def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    """Each member of ``a`` is the one of ``b``, or equal to it: cheap where identity holds."""
+    return all(x is y or x == y for x, y in zip(a, b, strict=True))
 
 
 def region_list(regions: Iterable[str]) -> str:
@@ -282,6 +291,8 @@ class DecisionCache:
         self._carbon: _CarbonState | None = None
         self._stamp: tuple[float, str] = (float("nan"), "")
         self._pools: Lru[bytes, tuple[PoolConstraints | None]] = Lru(max_entries)
+        self._hosts: tuple[SpreadDomains, Mapping[Any, BoundPod], tuple[Host, ...]] | None = None
+        self._pool_choice: tuple[tuple[object, ...], RegionChoice] | None = None
 
     def pool_rules(self, pod: Mapping[str, Any]) -> PoolConstraints | None:
         """``webhook.pools.hard_rules(pod)``, remembered by what it reads: a read pool's pods
@@ -403,26 +414,56 @@ class DecisionCache:
         state.excluded.put(regions_key, (anywhere, excluded))
         return excluded
 
+    def pool_hosts(self, domains: SpreadDomains, workloads: Workloads) -> tuple[Host, ...]:
+        """``webhook.pools.pool_hosts(domains, workloads)``, the same tuple again while the
+        domains and the bound pods stay the same (a read pool's pods arriving together)."""
+        last = self._hosts
+        if last is not None and last[0] is domains and last[1] is workloads.pods:
+            return last[2]
+        hosts = pool_hosts(domains, workloads)
+        self._hosts = (domains, workloads.pods, hosts)
+        return hosts
+
     def pool_choice(
         self,
         snapshot: CarbonSnapshot,
         eligibility: Eligibility,
+        regions_key: frozenset[tuple[str, int]],
         *,
         now: datetime,
         horizon_hours: int,
         low_carbon_fraction: float,
-        holds: Callable[[Collection[str]], bool],
+        need: PoolNeed,
+        bound: tuple[BoundPod, ...],
     ) -> RegionChoice:
-        """Like ``choice``, with the low-carbon set sized by ``holds`` (a pool's room).
+        """Like ``choice``, with the low-carbon set sized by what ``need`` holds (a pool's room).
 
-        Only the ranking is reused: the set depends on the pods placed and wanted, which the
-        memo's keys (node inventory and carbon snapshot) do not follow, so it is never
-        remembered."""
+        The set depends on the pods placed and wanted, which the memo of ``choice`` does not
+        follow: only the last pool choice is remembered, for as long as the ranking, the pool's
+        rules (``PoolConstraints.placement_key``), its hosts, the pods bound in its namespace
+        (``bound``, where ``need.placed`` comes from) and the pods it wants stay the same."""
         state = self._carbon_state(snapshot, now=now, horizon_hours=horizon_hours)
-        ranking = restrict(state.full, eligibility.regions.keys())
-        return choose(
-            ranking, eligibility.regions, low_carbon_fraction=low_carbon_fraction, holds=holds
+        key = (
+            state,
+            regions_key,
+            low_carbon_fraction,
+            need.pool.placement_key(),
+            need.hosts,
+            bound,
+            need.wanted,
         )
+        last = self._pool_choice
+        if last is not None and _same(last[0], key):
+            return last[1]
+        ranking = restrict(state.full, eligibility.regions.keys())
+        found = choose(
+            ranking,
+            eligibility.regions,
+            low_carbon_fraction=low_carbon_fraction,
+            holds=need.holds(),
+        )
+        self._pool_choice = (key, found)
+        return found
 
     def _carbon_state(
         self, snapshot: CarbonSnapshot, *, now: datetime, horizon_hours: int

@@ -24,7 +24,7 @@ import orjson
 from shared.cluster.constraints import ConstraintError, PoolConstraints
 from shared.cluster.inventory import NodeInfo
 from shared.cluster.room import Host, PlacedPod, holds_pool
-from shared.cluster.workloads import StatefulSetInfo, Workloads
+from shared.cluster.workloads import BoundPod, StatefulSetInfo, Workloads
 from shared.core.shapes import object_or_empty
 from webhook.eligibility import Constraints
 from webhook.errors import MutationError
@@ -167,16 +167,9 @@ def spread_domains(pod: Mapping[str, Any], nodes: Iterable[NodeInfo]) -> SpreadD
     return tuple((node, constraints.admits(node)) for node in nodes if constraints.selects(node))
 
 
-def pool_need(
-    pool: PoolConstraints,
-    pod: Mapping[str, Any],
-    namespace: str,
-    domains: SpreadDomains,
-    workloads: Workloads,
-    statefulset: StatefulSetInfo | None,
-) -> PoolNeed:
-    """What a required region set must hold for ``pod`` (see the module docstring), on
-    ``spread_domains(pod, nodes)``."""
+def pool_hosts(domains: SpreadDomains, workloads: Workloads) -> tuple[Host, ...]:
+    """The hosts of ``domains`` (``spread_domains``) with their free room after the requests of
+    the pods bound there."""
     hosts = []
     for node, admitted in domains:
         requested = workloads.requested_on(node.name)
@@ -188,10 +181,20 @@ def pool_need(
                 schedulable=admitted,
             )
         )
-    bound = workloads.bound_in(namespace)
+    return tuple(hosts)
+
+
+def pool_need(
+    pool: PoolConstraints,
+    hosts: tuple[Host, ...],
+    bound: Iterable[BoundPod],
+    statefulset: StatefulSetInfo | None,
+) -> PoolNeed:
+    """What a required region set must hold for a pod of ``pool`` (see the module docstring):
+    ``hosts`` from ``pool_hosts``, ``bound`` the pods bound in its namespace."""
     placed = tuple(PlacedPod(p.node, p.labels) for p in bound)
     wanted = 1
     if statefulset is not None:
-        running = sum(1 for p in bound if statefulset.selects(p.labels))
+        running = sum(1 for p in placed if statefulset.selects(p.labels))
         wanted = max(1, statefulset.replicas - running)
-    return PoolNeed(pool=pool, hosts=tuple(hosts), placed=placed, wanted=wanted)
+    return PoolNeed(pool=pool, hosts=hosts, placed=placed, wanted=wanted)

@@ -133,6 +133,19 @@ class PoolConstraints:
             memory_bytes=_requests(spec, "memory"),
         )
 
+    def placement_key(self) -> tuple[object, ...]:
+        """All that where the pool's pods fit depends on: its rules, its requests and which of
+        its own selectors its pods match, without the rest of ``labels`` (a StatefulSet's pods
+        differ in theirs). Pools with equal keys fit alike."""
+        return (
+            self.spreads,
+            self.anti_affinity,
+            self.cpu_millis,
+            self.memory_bytes,
+            tuple(c.selector.matches(self.labels) for c in self.spreads),
+            tuple(t.selector.matches(self.labels) for t in self.anti_affinity),
+        )
+
     @classmethod
     def from_controller(cls, workload: Mapping[str, Any]) -> PoolConstraints:
         """From a StatefulSet, Deployment or ReplicaSet: its ``spec.template``."""

@@ -27,7 +27,7 @@ from tests.unit.webhook.builders import (
 )
 from webhook.admission import Admission, Placement, admit
 from webhook.decisions import DecisionCache
-from webhook.review import review_from_dict
+from webhook.review import AdmissionRequest, review_from_dict
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "operator-read-pool"
 REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
@@ -285,3 +285,52 @@ def test_a_second_pass_over_a_mutated_read_pod_yields_no_patch() -> None:
 
     assert again.outcome == "skipped:already-decided"
     assert again.patch == ()
+
+
+def test_pool_pods_decided_one_after_another_as_the_pool_changes_match_cold_decisions() -> None:
+    # One cache across a pool whose size and bound pods change between its pods: what it
+    # remembers for the last pool pod must never answer for a pool that has since changed.
+    data, nodes, cache = snapshot(THREE_REGIONS), zoned_cluster(), DecisionCache()
+    in_europe = (read_pod_bound(0, "europe-west1a-0"), read_pod_bound(1, "europe-west1b-0"))
+    # Same hosts and as many pods wanted as the first state; two us-west-2 hosts taken.
+    in_us = (read_pod_bound(0, "us-west-2a-0"), read_pod_bound(1, "us-west-2b-0"))
+    states = [
+        workloads(replicas=3),
+        workloads(replicas=5, bound=in_us),
+        workloads(replicas=3),
+        workloads(replicas=5),
+        workloads(replicas=5, bound=in_europe),
+        workloads(replicas=5, bound=in_europe[:1]),
+    ]
+    answers = []
+    for ordinal, state in enumerate(states):
+        pod = operator_pod(ordinal)
+        request = review_from_dict(review(pod, uid=f"uid-{ordinal}"))
+
+        def decided(
+            cache: DecisionCache | None,
+            request: AdmissionRequest = request,
+            state: Workloads = state,
+        ) -> Admission:
+            return admit(
+                request,
+                carbon=lambda: data,
+                nodes=lambda: nodes,
+                workloads=lambda: state,
+                placement=Placement(),
+                clock=fixed(NOW),
+                cache=cache,
+            )
+
+        warm = decided(cache)
+
+        assert warm == decided(None), ordinal
+        answers.append(required_regions(pod, warm))
+    assert answers == [
+        ["us-west-2"],
+        ["europe-west1", "us-west-2"],
+        ["us-west-2"],
+        ["europe-west1", "us-west-2"],
+        ["us-west-2"],
+        ["europe-west1", "us-west-2"],
+    ]
