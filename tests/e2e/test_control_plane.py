@@ -59,6 +59,13 @@ async def test_apiserver_reports_the_built_kubernetes_version(kube_api: k8s.ApiC
     assert version.git_version == KUBERNETES_VERSION
 
 
+def test_each_running_component_is_found_by_its_process_id(control_plane: ControlPlane) -> None:
+    # What the benchmarks read CPU time through.
+    for name in ("etcd", "kube-apiserver", "kube-scheduler"):
+        command = Path(f"/proc/{control_plane.pid(name)}/cmdline").read_bytes().split(b"\0")[0]
+        assert Path(command.decode()).name == name
+
+
 async def test_fake_nodes_in_every_cloud_are_ready_and_schedulable(
     kube_api: k8s.ApiClient, fake_nodes: tuple[FakeNode, ...]
 ) -> None:
