@@ -9,7 +9,12 @@ operator's read replicas (its StatefulSet's pod template as a bare pod), created
 server by ``bench.pod_load``.
 
 Arms, interleaved round by round (the order alternates): ``without`` (no webhook configuration
-registered) and ``with`` (the configuration the webhook injected its CA into, registered again).
+registered), ``floor`` (``FloorWebhook``: two ``bench.serve floor`` processes behind a Service of
+their own that answer every review with the patch the product's webhook gives the pod, so the API
+server does all it does for the product, calling over TLS and applying the same patch, while the
+webhook only parses and answers) and ``with`` (the configuration the webhook injected its CA into,
+registered again). ``with`` minus ``without`` is what the webhook costs pod creation; ``with``
+minus ``floor`` the part of it that is the product's own, the rest being any mutating webhook's.
 Before each measured run the arm is checked in effect with dry-run creates. Each run gets a fresh
 namespace; afterwards every pod is read back and counted as patched or not, then all are deleted.
 
@@ -31,28 +36,35 @@ lost. Two arms (``ROLL_ARMS``), alternating: replicas that stop accepting at SIG
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import aiohttp
+import orjson
 from kubernetes_asyncio import client as k8s
 
 from bench.loadgen import percentile
 from bench.pod_load import Creations, Patched, PodCreations
-from bench.servers import cpu_seconds
+from bench.servers import Server, cpu_seconds, running
 from tests.e2e.carbon_api import mock_carbon_env
 from tests.e2e.cluster import ApiStatusError, Binaries, ControlPlane
 from tests.e2e.fleet import create_fake_nodes, fake_fleet
 from tests.e2e.kube import as_body, fresh_namespace, wait_for_admission
 from tests.e2e.operator import read_statefulset
-from tests.e2e.rollout import WebhookDeployment, wait_for
+from tests.e2e.rollout import CONFIG_NAME, WebhookDeployment, host_address, wait_for
 from tests.e2e.services import RANKING_ANNOTATION, create_namespace
+from webhook.certs import generate_ca, issue_serving
+from webhook.mutation import DECIDED_AT_ANNOTATION
+from webhook.review import build_review
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +78,7 @@ BURST_CONCURRENCY: Final = 32
 ROUNDS: Final = {"full": 3, "quick": 1}
 WARM_UP: Final = 40
 """Creates before each measured run (not timed): connections up, caches warm."""
-ARMS: Final = ("without", "with")
+ARMS: Final = ("without", "floor", "with")
 SELECTED: Final = "bench.stellar.org/carbon"
 """Label of the namespaces the webhook is registered for."""
 UNSERVED_SCHEDULER: Final = "stellar-carbon-bench-unscheduled"
@@ -97,12 +109,138 @@ def _patched(pod: k8s.V1Pod) -> bool:
     return RANKING_ANNOTATION in (pod.metadata.annotations or {})
 
 
+FLOOR_SERVICE: Final = "stellar-carbon-floor"
+FLOOR_CONFIG: Final = "stellar-carbon-floor"
+FLOOR_REPLICAS: Final = 2
+
+
+class FloorWebhook:
+    """``bench.serve floor`` as a mutating webhook: ``FLOOR_REPLICAS`` processes on this machine's
+    address behind a Service of their own (one EndpointSlice each, as ``WebhookDeployment``
+    lists the product's replicas), serving a certificate for that Service from a CA of their
+    own, answering every review with one given patch."""
+
+    def __init__(self, control_plane: ControlPlane, namespace: str, directory: Path) -> None:
+        self.control_plane = control_plane
+        self.namespace = namespace
+        self.directory = directory
+        self.address = host_address()
+        self.servers: list[Server] = []
+        self.decided_at = ""
+        """The decision time the patch stamps on pods: tells its pods from the webhook's."""
+        now = datetime.now(UTC)
+        self._ca = generate_ca(common_name="stellar-carbon-bench-floor", now=now, days=1)
+        pair = issue_serving(
+            self._ca, dns_names=[f"{FLOOR_SERVICE}.{namespace}.svc"], now=now, days=1
+        )
+        (directory / "tls.crt").write_bytes(pair.cert_pem)
+        (directory / "tls.key").write_bytes(pair.key_pem)
+
+    @contextlib.asynccontextmanager
+    async def serving(self, patch: str) -> AsyncIterator[FloorWebhook]:
+        """The replicas, answering with ``patch`` (a ``response.patch`` text), listed."""
+        (self.directory / "patch").write_text(patch)
+        ops = orjson.loads(base64.b64decode(patch))
+        self.decided_at = next(
+            op["value"].get(DECIDED_AT_ANNOTATION, "")
+            for op in ops
+            if op["path"].startswith("/metadata/annotations") and isinstance(op["value"], dict)
+        )
+        arguments = [
+            "--cert-dir",
+            str(self.directory),
+            "--patch-file",
+            str(self.directory / "patch"),
+        ]
+        async with contextlib.AsyncExitStack() as stack:
+            for _ in range(FLOOR_REPLICAS):
+                server = running("floor", arguments, host=self.address)
+                self.servers.append(await stack.enter_async_context(server))
+            await asyncio.to_thread(self._list)
+            yield self
+
+    def _list(self) -> None:
+        self.control_plane.request(
+            "POST",
+            f"/api/v1/namespaces/{self.namespace}/services",
+            {
+                "metadata": {"name": FLOOR_SERVICE},
+                "spec": {"ports": [{"name": "https", "port": 443, "targetPort": "https"}]},
+            },
+        )
+        for index, server in enumerate(self.servers):
+            self.control_plane.request(
+                "POST",
+                f"/apis/discovery.k8s.io/v1/namespaces/{self.namespace}/endpointslices",
+                {
+                    "metadata": {
+                        "name": f"{FLOOR_SERVICE}-{index}",
+                        "labels": {"kubernetes.io/service-name": FLOOR_SERVICE},
+                    },
+                    "addressType": "IPv4",
+                    "endpoints": [{"addresses": [self.address], "conditions": {"ready": True}}],
+                    "ports": [{"name": "https", "port": server.port, "protocol": "TCP"}],
+                },
+            )
+
+    def configuration(self, product: dict[str, Any]) -> dict[str, Any]:
+        """The product's configuration (``product``), pointed at the floor instead."""
+        (webhook,) = product["webhooks"]
+        return {
+            **product,
+            "metadata": {"name": FLOOR_CONFIG},
+            "webhooks": [
+                {
+                    **webhook,
+                    "name": "pods.floor.bench.stellar.org",
+                    "clientConfig": {
+                        "service": {
+                            "namespace": self.namespace,
+                            "name": FLOOR_SERVICE,
+                            "path": "/mutate",
+                            "port": 443,
+                        },
+                        "caBundle": base64.b64encode(self._ca.cert_pem).decode(),
+                    },
+                }
+            ],
+        }
+
+    def patched(self, pod: k8s.V1Pod) -> bool:
+        """``pod`` carries the floor's patch (not the webhook's)."""
+        return (pod.metadata.annotations or {}).get(DECIDED_AT_ANNOTATION) == self.decided_at
+
+    def cpu_seconds(self) -> float:
+        return sum(server.cpu_seconds() for server in self.servers)
+
+
+async def product_patch(deployment: WebhookDeployment, namespace: str) -> str:
+    """The ``response.patch`` a replica of the product's webhook gives the read-pool pod."""
+    replica = deployment.replicas[0]
+    review = build_review(read_replica_pod(), namespace=namespace, uid="bench-floor-patch")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"https://{replica.address}:{replica.port}/mutate",
+            data=orjson.dumps(review),
+            headers={"Content-Type": "application/json"},
+            ssl=False,  # only to read the patch; the API server verifies the replicas
+        ) as response,
+    ):
+        answer = orjson.loads(await response.read())
+    patch: str = answer["response"]["patch"]
+    return patch
+
+
 class _Bench:
     """The control plane, the webhook's Deployment and the configuration to register or not."""
 
-    def __init__(self, control_plane: ControlPlane, deployment: WebhookDeployment) -> None:
+    def __init__(
+        self, control_plane: ControlPlane, deployment: WebhookDeployment, floor: FloorWebhook
+    ) -> None:
         self.control_plane = control_plane
         self.deployment = deployment
+        self.floor = floor
         self.configuration: dict[str, Any] = {}
 
     async def register(self, api: k8s.ApiClient) -> None:
@@ -129,22 +267,30 @@ class _Bench:
         }
 
     async def arm(self, api: k8s.ApiClient, arm: str, namespace: str) -> None:
-        """Register (``with``) or remove (``without``) the webhook; wait until in effect."""
-        present = await asyncio.to_thread(self._present)
+        """Register the product's webhook (``with``), the floor (``floor``) or none
+        (``without``); wait until in effect."""
+        present = await asyncio.to_thread(self._present, CONFIG_NAME)
         if arm == "with" and not present:
             await asyncio.to_thread(self.deployment.register, self.configuration)
-        elif arm == "without" and present:
+        elif arm != "with" and present:
             await asyncio.to_thread(self.deployment.unregister)
-        await wait_for_admission(
-            api,
-            namespace,
-            read_replica_pod(),
-            _patched if arm == "with" else (lambda pod: not _patched(pod)),
-        )
+        floor = await asyncio.to_thread(self._present, FLOOR_CONFIG)
+        if arm == "floor" and not floor:
+            await asyncio.to_thread(
+                self.deployment.register, self.floor.configuration(self.configuration)
+            )
+        elif arm != "floor" and floor:
+            await asyncio.to_thread(self.deployment.unregister, FLOOR_CONFIG)
+        expected: dict[str, Callable[[k8s.V1Pod], bool]] = {
+            "with": lambda pod: _patched(pod) and not self.floor.patched(pod),
+            "floor": self.floor.patched,
+            "without": lambda pod: not _patched(pod),
+        }
+        await wait_for_admission(api, namespace, read_replica_pod(), expected[arm])
 
-    def _present(self) -> bool:
+    def _present(self, name: str) -> bool:
         try:
-            self.deployment.registered()
+            self.deployment.registered(name)
         except ApiStatusError as e:
             if e.status == 404:
                 return False
@@ -161,19 +307,21 @@ class _Bench:
             yield name
 
 
-CPU_OF: Final = ("kube-apiserver", "etcd", "webhook")
+CPU_OF: Final = ("kube-apiserver", "etcd", "webhook", "floor")
 
 
-def _cpu(control_plane: ControlPlane, deployment: WebhookDeployment) -> dict[str, float]:
-    """CPU seconds used so far by the API server, etcd and the webhook replicas together."""
+def _cpu(bench: _Bench) -> dict[str, float]:
+    """CPU seconds used so far by the API server, etcd, the webhook replicas together and the
+    floor's together."""
     webhook = 0.0
-    for replica in deployment.replicas:
+    for replica in bench.deployment.replicas:
         assert replica.process.pid is not None
         webhook += cpu_seconds(replica.process.pid)
     return {
-        "kube-apiserver": cpu_seconds(control_plane.pid("kube-apiserver")),
-        "etcd": cpu_seconds(control_plane.pid("etcd")),
+        "kube-apiserver": cpu_seconds(bench.control_plane.pid("kube-apiserver")),
+        "etcd": cpu_seconds(bench.control_plane.pid("etcd")),
         "webhook": webhook,
+        "floor": bench.floor.cpu_seconds(),
     }
 
 
@@ -206,12 +354,12 @@ async def _measure(bench: _Bench, api: k8s.ApiClient, arm: str, shape: str, quic
         await bench.arm(api, arm, namespace)
         async with PodCreations(bench.control_plane, namespace, read_replica_pod()) as pods:
             await pods.burst(WARM_UP, 4)
-            before = _cpu(bench.control_plane, bench.deployment)
+            before = _cpu(bench)
             if shape == "steady":
                 creations = await pods.steady(RATE, STEADY_SECONDS["quick" if quick else "full"])
             else:
                 creations = await pods.burst(BURST, BURST_CONCURRENCY)
-            after = _cpu(bench.control_plane, bench.deployment)
+            after = _cpu(bench)
             patched = await pods.patched()
             await pods.delete_all()
     run = Run(arm, creations, patched, {name: after[name] - before[name] for name in CPU_OF})
@@ -256,25 +404,34 @@ def _arm_summary(runs: Sequence[Run]) -> dict[str, Any]:
 
 
 def _compare(runs: dict[str, list[Run]]) -> dict[str, Any]:
-    without, with_ = _arm_summary(runs["without"]), _arm_summary(runs["with"])
+    arms = {arm: _arm_summary(runs[arm]) for arm in ARMS}
+    without, floor, with_ = arms["without"], arms["floor"], arms["with"]
     return {
-        "without": without,
-        "with": with_,
+        **arms,
         "added_cpu_ms_per_pod": {
             name: round(with_["cpu_ms_per_pod"][name] - without["cpu_ms_per_pod"][name], 3)
             for name in CPU_OF
         },
         "added_p50_ms": round(with_["p50_ms"] - without["p50_ms"], 2),
         "added_p99_ms": round(with_["p99_ms"] - without["p99_ms"], 2),
-        "round_added_p99_ms": [
-            round(
-                percentile(w.creations.latencies_ms, 0.99)
-                - percentile(o.creations.latencies_ms, 0.99),
-                2,
-            )
-            for w, o in zip(runs["with"], runs["without"], strict=True)
-        ],
+        "round_added_p99_ms": _round_differences(runs["with"], runs["without"]),
+        "floor_added_p50_ms": round(floor["p50_ms"] - without["p50_ms"], 2),
+        "floor_added_p99_ms": round(floor["p99_ms"] - without["p99_ms"], 2),
+        "over_floor_p50_ms": round(with_["p50_ms"] - floor["p50_ms"], 2),
+        "over_floor_p99_ms": round(with_["p99_ms"] - floor["p99_ms"], 2),
+        "round_over_floor_p99_ms": _round_differences(runs["with"], runs["floor"]),
     }
+
+
+def _round_differences(runs: Sequence[Run], baselines: Sequence[Run]) -> list[float]:
+    return [
+        round(
+            percentile(run.creations.latencies_ms, 0.99)
+            - percentile(baseline.creations.latencies_ms, 0.99),
+            2,
+        )
+        for run, baseline in zip(runs, baselines, strict=True)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +545,11 @@ async def run(quick: bool) -> dict[str, Any]:
             await asyncio.to_thread(deployment.start)
             webhook_startup = time.monotonic() - started
             try:
-                result = await _measure_all(control_plane, deployment, quick)
+                floor_dir = Path(logs) / "floor"
+                floor_dir.mkdir()
+                floor = FloorWebhook(control_plane, namespace, floor_dir)
+                async with floor.serving(await product_patch(deployment, namespace)):
+                    result = await _measure_all(control_plane, deployment, floor, quick)
             finally:
                 await asyncio.to_thread(deployment.close)
         finally:
@@ -409,9 +570,9 @@ async def run(quick: bool) -> dict[str, Any]:
 
 
 async def _measure_all(
-    control_plane: ControlPlane, deployment: WebhookDeployment, quick: bool
+    control_plane: ControlPlane, deployment: WebhookDeployment, floor: FloorWebhook, quick: bool
 ) -> dict[str, Any]:
-    bench = _Bench(control_plane, deployment)
+    bench = _Bench(control_plane, deployment, floor)
     async with k8s.ApiClient(control_plane.configuration()) as api:
         await bench.register(api)
         measured: dict[str, dict[str, list[Run]]] = {
@@ -433,6 +594,8 @@ async def _measure_all(
         "targets": {
             "steady_added_p99_ms": _target(steady["added_p99_ms"], TARGET_ADDED_P99_MS),
             "burst_added_p99_ms": _target(burst["added_p99_ms"], TARGET_ADDED_P99_MS),
+            "steady_over_floor_p99_ms": _target(steady["over_floor_p99_ms"], TARGET_ADDED_P99_MS),
+            "burst_over_floor_p99_ms": _target(burst["over_floor_p99_ms"], TARGET_ADDED_P99_MS),
             "failed_creations": _target(
                 steady["with"]["failed"] + burst["with"]["failed"] + roll["failed"], 0
             ),

@@ -1,7 +1,9 @@
 """The servers the benchmarks measure, each run in its own process (``python -m bench.serve``).
 
 * ``floor``: the least any Python admission webhook pays: an aiohttp HTTPS handler that parses the
-  AdmissionReview and allows it, echoing the uid. Same TLS and body limit as the webhook.
+  AdmissionReview and allows it, echoing the uid. Same TLS and body limit as the webhook. With
+  ``--patch-file`` it answers every review with that patch (its ``response.patch`` text): the
+  least a mutating webhook pays, for the API-server load.
 * ``webhook``: the product's ``/mutate`` app (``webhook.app.create_app``) on mock carbon data and
   the demo inventory, or a generated cluster of ``--nodes`` nodes.
 * ``history``: the product's reporter app over an existing history file (``--history-file``),
@@ -66,6 +68,9 @@ def _ssl(cert_dir: str) -> ssl.SSLContext:
     return context
 
 
+_FLOOR_PATCH: web.AppKey[dict[str, str]] = web.AppKey("floor_patch")
+
+
 async def _floor(request: web.Request) -> web.Response:
     # The same parser and serialiser as the webhook (orjson), so the ratio prices the decision,
     # not a faster JSON library.
@@ -74,14 +79,20 @@ async def _floor(request: web.Request) -> web.Response:
         {
             "apiVersion": review.get("apiVersion", "admission.k8s.io/v1"),
             "kind": "AdmissionReview",
-            "response": {"uid": review["request"]["uid"], "allowed": True},
+            "response": {
+                "uid": review["request"]["uid"],
+                "allowed": True,
+                **request.app[_FLOOR_PATCH],
+            },
         }
     )
     return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
-def floor_app() -> web.Application:
+def floor_app(patch: str = "") -> web.Application:
+    """The floor; with ``patch`` (a ``response.patch`` text) it sends that patch every time."""
     app = web.Application(client_max_size=WebhookSettings().max_body_bytes)
+    app[_FLOOR_PATCH] = {"patch": patch, "patchType": "JSONPatch"} if patch else {}
     app.router.add_post(MUTATE_PATH, _floor)
     return app
 
@@ -177,7 +188,7 @@ async def serve(args: argparse.Namespace) -> None:
     context: ssl.SSLContext | None = None
     info: dict[str, Any] = {}
     if args.kind == "floor":
-        app = floor_app()
+        app = floor_app(args.patch)
         context = _ssl(args.cert_dir)
     elif args.kind == "webhook":
         app, info = await webhook_app(args.nodes, args.pods)
@@ -188,7 +199,7 @@ async def serve(args: argparse.Namespace) -> None:
         app, info = reporter_app(args.nodes, args.pods, args.time_scale)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", args.port, ssl_context=context, backlog=1024)
+    site = web.TCPSite(runner, args.host, args.port, ssl_context=context, backlog=1024)
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -206,6 +217,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.serve")
     parser.add_argument("kind", choices=("floor", "webhook", "reporter", "history"))
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--patch-file", help="floor: the response.patch text to send every time")
     parser.add_argument("--cert-dir", help="directory with tls.crt and tls.key (HTTPS servers)")
     parser.add_argument("--nodes", type=int, default=0, help="generated nodes; 0: demo inventory")
     parser.add_argument("--pods", type=int, default=0)
@@ -214,6 +227,7 @@ def main() -> None:
     parser.add_argument("--history-file", help="the SQLite history a history server reads")
     parser.add_argument("--clock", help="RFC 3339 time a history server's clock is pinned at")
     args = parser.parse_args()
+    args.patch = Path(args.patch_file).read_text().strip() if args.patch_file else ""
     if args.cpu is not None:
         with contextlib.suppress(OSError, AttributeError):
             os.sched_setaffinity(0, {args.cpu})

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import ssl
 import sys
 import tempfile
@@ -21,17 +20,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from bench.serve import CERT_FILE, KEY_FILE
+from tests.e2e.cluster import free_port
 from webhook.certs import generate_ca, issue_serving
 
 REPO = Path(__file__).resolve().parent.parent
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +100,13 @@ async def running(
     arguments: Sequence[str] = (),
     *,
     cpu: int | None = None,
+    host: str = "127.0.0.1",
     timeout: float = 120.0,  # noqa: ASYNC109 - startup of a 5,000-node server on a busy machine
 ) -> AsyncIterator[Server]:
-    """A ``bench.serve`` process, ready to serve; stopped on exit."""
-    port = free_port()
-    command = [sys.executable, "-m", "bench.serve", kind, "--port", str(port), *arguments]
+    """A ``bench.serve`` process listening on ``host``, ready to serve; stopped on exit."""
+    port = free_port(host)
+    command = [sys.executable, "-m", "bench.serve", kind, "--port", str(port), "--host", host]
+    command += arguments
     if cpu is not None:
         command += ["--cpu", str(cpu)]
     log, stderr = _log_file(kind)

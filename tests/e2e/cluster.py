@@ -122,12 +122,34 @@ class Binaries:
         return binaries
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+_LISTEN_PORTS: Final = range(20000, 32768)
+"""Where listening ports are picked: below the kernel's usual ephemeral range (32768 and up), so
+an outgoing connection made meanwhile (the API server dialling a webhook) cannot take one first."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that was free a moment ago, outside the ephemeral range."""
+    low, _ = _ephemeral_range()
+    candidates = [p for p in _LISTEN_PORTS if p < low] or list(_LISTEN_PORTS)
+    for port in secrets.SystemRandom().sample(candidates, min(64, len(candidates))):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        sock.bind((host, 0))
+        found: int = sock.getsockname()[1]
+        return found
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 @dataclass

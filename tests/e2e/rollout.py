@@ -240,7 +240,7 @@ class WebhookDeployment:
     def _surge(self, *, timeout: float) -> Replica:
         """A new replica, started and ready but not yet listed."""
         name = next(self._names)
-        port, health_port = free_port(), free_port()
+        port, health_port = free_port(self.address), free_port(self.address)
         process = LocalService(
             name,
             "webhook",
