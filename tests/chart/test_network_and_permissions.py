@@ -142,3 +142,59 @@ def test_a_reporter_with_its_history_on_postgresql_may_reach_that_server_and_not
     assert reporter[-1] == {"ports": [{"port": 5432, "protocol": "TCP"}], "to": [database]}
     webhook = of_component(objects, "NetworkPolicy", "webhook")["spec"]["egress"]
     assert all(rule.get("to") != [database] for rule in webhook)
+
+
+PERMISSION_TABLES = {
+    "**Webhook**": "webhook",
+    "**Reporter**": "reporter",
+    "**Tier component**": "tiers",
+}
+
+Grant = tuple[str, str, str, str, bool]
+"""apiGroup, resource, verb, ``cluster`` or ``namespace``, narrowed by resourceNames."""
+
+
+def documented_grants() -> dict[str, set[Grant]]:
+    """The Permissions section of the chart README, one grant per verb."""
+    text = (CHART / "README.md").read_text()
+    section = text.split("\n## Permissions\n", 1)[1].split("\n## ", 1)[0]
+    grants: dict[str, set[Grant]] = {}
+    component = None
+    for line in section.splitlines():
+        heading = next((c for h, c in PERMISSION_TABLES.items() if line.startswith(h)), None)
+        if heading is not None:
+            component = heading
+            grants[component] = set()
+        elif line.startswith("| `") and component is not None:
+            group, resource, verbs, scope, names = (c.strip() for c in line.strip("|").split("|"))
+            for verb in verbs.split(", "):
+                grants[component].add(
+                    (group.strip('`"'), resource, verb, scope.split()[0].strip(","), names != "—")
+                )
+    return grants
+
+
+def rendered_grants(objects: list[dict[str, Any]], component: str) -> set[Grant]:
+    grants: set[Grant] = set()
+    for kind, scope in (("ClusterRole", "cluster"), ("Role", "namespace")):
+        for role in by_kind(objects, kind):
+            if role["metadata"]["labels"]["app.kubernetes.io/component"] != component:
+                continue
+            for rule in role["rules"]:
+                grants |= {
+                    (group, resource, verb, scope, "resourceNames" in rule)
+                    for group in rule["apiGroups"]
+                    for resource in rule["resources"]
+                    for verb in rule["verbs"]
+                }
+    return grants
+
+
+def test_the_readme_lists_every_permission_the_chart_grants_and_no_other(render: Render) -> None:
+    # Everything optional that adds a grant turned on: node metrics and the tier component.
+    objects = render(None, "reporter.nodeMetrics.enabled=true", "tiers.enabled=true")
+    documented = documented_grants()
+
+    assert set(documented) == set(PERMISSION_TABLES.values())
+    for component, grants in documented.items():
+        assert rendered_grants(objects, component) == grants, component
