@@ -2,10 +2,10 @@
 
 Both servers run in their own process, pinned to one core, behind the same TLS (a generated CA and a
 serving certificate for 127.0.0.1); the load generator runs in this process on the other core. The
-same AdmissionReview bodies (a read-pool pod of a few KB, a pod of about 200 KB) go to both at the
-same concurrency levels, over keep-alive connections, bounded in count and time. Each cell is
-measured in several interleaved rounds and the best round kept, which filters out moments when
-other work on the machine took the cores.
+same AdmissionReview bodies (a read-pool pod of a few KB, the operator's StatefulSet pods, a pod
+of about 200 KB) go to both at the same concurrency levels, over keep-alive connections, bounded
+in count and time. Each cell is measured in several interleaved rounds and the best round kept,
+which filters out moments when other work on the machine took the cores.
 
 Besides client-side throughput and latency, the server process's CPU time per request is read from
 ``/proc``: when the client saturates before the server does, the throughput ratio flatters the
@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 
 from bench.loadgen import LoadResult, closed_loop, open_loop
-from bench.payloads import large_pod, read_pool_pod, review_bodies
+from bench.payloads import large_pod, operator_read_pods, read_pool_pod, review_bodies, reviews_of
 from bench.servers import Server, Tls, make_tls, pinned, running, usable_cpus
 from webhook.app import MUTATE_PATH
 
@@ -121,6 +121,7 @@ async def run(quick: bool) -> dict[str, Any]:
     server_cpu, client_cpu = (cpus[-1], cpus[0]) if len(cpus) >= 2 else (None, None)
     payloads = {
         "read-pool": review_bodies(read_pool_pod(), 64),
+        "operator-pool": reviews_of(operator_read_pods(20)),
         "large": review_bodies(large_pod(), 8),
     }
     with TemporaryDirectory(prefix="bench-tls-") as directory:

@@ -1,9 +1,11 @@
 """AdmissionReview bodies as the API server sends them for read-pool pods.
 
-``read_pool_pod`` is a Horizon read replica as an operator's ReplicaSet creates it, after the API
-server's own admission plugins ran (service-account token volume, default tolerations): a few KB.
-``large_pod`` is the same pod carrying many sidecars and environment variables, about 200 KB, the
-size where JSON parsing starts to dominate.
+``operator_read_pods`` are the upstream Stellar-K8s operator's read-pool pods as its StatefulSet
+creates them (its captured template: required hostname anti-affinity, zone and hostname spreads),
+one per ordinal. ``read_pool_pod`` is a Horizon read replica as an operator's ReplicaSet creates
+it, after the API server's own admission plugins ran (service-account token volume, default
+tolerations): a few KB. ``large_pod`` is the same pod carrying many sidecars and environment
+variables, about 200 KB, the size where JSON parsing starts to dominate.
 """
 
 from __future__ import annotations
@@ -187,6 +189,41 @@ def read_pool_pod(index: int = 0) -> dict[str, Any]:
     }
 
 
+def operator_read_pods(count: int) -> list[dict[str, Any]]:
+    """The operator's read-pool pods ``0 .. count - 1``: its StatefulSet's template with what the
+    StatefulSet controller adds per pod (name, ordinal labels, owner)."""
+    from tests.e2e.operator import READ_POOL, read_statefulset  # the captured template
+
+    template = read_statefulset(count)["spec"]["template"]
+    pods = []
+    for ordinal in range(count):
+        name = f"{READ_POOL}-{ordinal}"
+        labels = {
+            **template["metadata"]["labels"],
+            "apps.kubernetes.io/pod-index": str(ordinal),
+            "controller-revision-hash": f"{READ_POOL}-6d5f8b7c9",
+            "statefulset.kubernetes.io/pod-name": name,
+        }
+        owner = {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "name": READ_POOL,
+            "uid": "5f0c6b7e-2a51-4c4b-9d0e-6f1f7d8f9a01",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+        metadata = {"name": name, "namespace": NAMESPACE, "labels": labels}
+        pods.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {**metadata, "ownerReferences": [owner]},
+                "spec": json.loads(json.dumps(template["spec"])),
+            }
+        )
+    return pods
+
+
 def large_pod(target_bytes: int = 200_000) -> dict[str, Any]:
     """The read replica plus sidecars whose environment brings the pod to ``target_bytes``."""
     pod = read_pool_pod()
@@ -244,6 +281,15 @@ def admission_review(pod: dict[str, Any], uid: str) -> dict[str, Any]:
             "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
         },
     }
+
+
+def reviews_of(pods: list[dict[str, Any]], *, seed: int = 0) -> list[bytes]:
+    """One encoded review per pod."""
+    rng = random.Random(seed)
+    return [
+        json.dumps(admission_review(pod, str(uuid.UUID(int=rng.getrandbits(128))))).encode()
+        for pod in pods
+    ]
 
 
 def review_bodies(pod: dict[str, Any], count: int, *, seed: int = 0) -> list[bytes]:
