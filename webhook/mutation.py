@@ -128,29 +128,25 @@ def patch_shape(pod: Mapping[str, Any]) -> PatchShape | None:
 
     None when the pod has node affinity (the patch then depends on its terms) or a member on
     those paths that is not an object (``patch_for`` says what is wrong with it)."""
-    spec = pod.get("spec")
-    if spec is None:
-        affinity_depth = 0
-    elif type(spec) is not dict:
+    affinity_depth = _reach(pod, ("spec", "affinity", "nodeAffinity"))
+    annotations_depth = _reach(pod, ("metadata", "annotations"))
+    if affinity_depth is None or affinity_depth > 2 or annotations_depth is None:
         return None
-    elif (affinity := spec.get("affinity")) is None:
-        affinity_depth = 1
-    elif type(affinity) is not dict or affinity.get("nodeAffinity") is not None:
-        return None
-    else:
-        affinity_depth = 2
-    metadata = pod.get("metadata")
-    if metadata is None:
-        annotations_depth = 0
-    elif type(metadata) is not dict:
-        return None
-    elif (annotations := metadata.get("annotations")) is None:
-        annotations_depth = 1
-    elif type(annotations) is not dict:
-        return None
-    else:
-        annotations_depth = 2
     return affinity_depth, annotations_depth
+
+
+def _reach(obj: Mapping[str, Any], keys: Sequence[str]) -> int | None:
+    """How many of ``keys`` lead from ``obj`` through objects (``null`` ends the path); None when
+    one leads to something else."""
+    depth = 0
+    for key in keys:
+        value = obj.get(key)
+        if value is None:
+            break
+        if type(value) is not dict:
+            return None
+        obj, depth = value, depth + 1
+    return depth
 
 
 def already_decided(pod: Mapping[str, Any]) -> bool:

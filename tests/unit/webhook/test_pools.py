@@ -27,7 +27,7 @@ from tests.unit.webhook.builders import (
 )
 from webhook.admission import Admission, Placement, admit
 from webhook.decisions import DecisionCache
-from webhook.review import AdmissionRequest, review_from_dict
+from webhook.review import review_from_dict
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "operator-read-pool"
 REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
@@ -121,14 +121,20 @@ def read_pod_bound(ordinal: int, node_name: str) -> BoundPod:
     return BoundPod("stellar", f"carbon-validator-read-{ordinal}", node_name, labels)
 
 
+DATA, NODES = snapshot(THREE_REGIONS), zoned_cluster()
+
+
 def decide(
-    pod: dict[str, Any], state: Workloads, *, cache: DecisionCache | None = None
+    pod: dict[str, Any],
+    state: Workloads,
+    *,
+    cache: DecisionCache | None = None,
+    uid: str | None = None,
 ) -> Admission:
-    data, nodes = snapshot(THREE_REGIONS), zoned_cluster()
     return admit(
-        review_from_dict(review(pod)),
-        carbon=lambda: data,
-        nodes=lambda: nodes,
+        review_from_dict(review(pod, uid=uid)),
+        carbon=lambda: DATA,
+        nodes=lambda: NODES,
         workloads=lambda: state,
         placement=Placement(),
         clock=fixed(NOW),
@@ -290,7 +296,7 @@ def test_a_second_pass_over_a_mutated_read_pod_yields_no_patch() -> None:
 def test_pool_pods_decided_one_after_another_as_the_pool_changes_match_cold_decisions() -> None:
     # One cache across a pool whose size and bound pods change between its pods: what it
     # remembers for the last pool pod must never answer for a pool that has since changed.
-    data, nodes, cache = snapshot(THREE_REGIONS), zoned_cluster(), DecisionCache()
+    cache = DecisionCache()
     in_europe = (read_pod_bound(0, "europe-west1a-0"), read_pod_bound(1, "europe-west1b-0"))
     # Same hosts and as many pods wanted as the first state; two us-west-2 hosts taken.
     in_us = (read_pod_bound(0, "us-west-2a-0"), read_pod_bound(1, "us-west-2b-0"))
@@ -305,26 +311,10 @@ def test_pool_pods_decided_one_after_another_as_the_pool_changes_match_cold_deci
     answers = []
     for ordinal, state in enumerate(states):
         pod = operator_pod(ordinal)
-        request = review_from_dict(review(pod, uid=f"uid-{ordinal}"))
 
-        def decided(
-            cache: DecisionCache | None,
-            request: AdmissionRequest = request,
-            state: Workloads = state,
-        ) -> Admission:
-            return admit(
-                request,
-                carbon=lambda: data,
-                nodes=lambda: nodes,
-                workloads=lambda: state,
-                placement=Placement(),
-                clock=fixed(NOW),
-                cache=cache,
-            )
+        warm = decide(pod, state, cache=cache, uid=f"uid-{ordinal}")
 
-        warm = decided(cache)
-
-        assert warm == decided(None), ordinal
+        assert warm == decide(pod, state, uid=f"uid-{ordinal}"), ordinal
         answers.append(required_regions(pod, warm))
     assert answers == [
         ["us-west-2"],
