@@ -220,15 +220,16 @@ def _decide(
             "carbon placement is limited to the regions it allows"
         )
 
-    annotations = {**choice.annotations(cache.decided_at(now)), **extra}
+    decided_at = cache.decided_at(now)
     patch: Sequence[JsonPatchOp] | EncodedPatch
     if following:
+        annotations = {**choice.annotations(decided_at), **extra}
         patch = _follow_patch(pod, eligibility, policy, need, annotations, warnings)
     else:
         if policy is Policy.REQUIRE and not choice.low_carbon:
             warnings.append("carbon-policy require: no low-carbon region has schedulable nodes")
         assert eligibility.region_key is not None
-        patch = _region_patch(pod, choice, policy, eligibility.region_key, now, annotations)
+        patch = _region_patch(pod, choice, policy, eligibility.region_key, now, decided_at, extra)
     if not patch:
         return _skipped(request, SkipReason.ALREADY_DECIDED, warnings)
     if logger.isEnabledFor(logging.DEBUG):
@@ -254,13 +255,15 @@ def _region_patch(
     policy: Policy,
     region_key: str,
     now: datetime,
-    annotations: dict[str, str],
+    decided_at: str,
+    extra: dict[str, str],
 ) -> EncodedPatch:
-    """``mutate``'s patch of ``pod`` for ``choice``, remembered with the choice by the pod's
+    """``mutate``'s patch of ``pod`` for ``choice``, decided at ``now`` (``decided_at`` is its
+    ``rfc3339``) with the ``extra`` annotations, remembered with the choice by the pod's
     ``patch_shape``: pods of one shape arriving in one second get the same patch, built and
     encoded once."""
     shape = patch_shape(pod)
-    key = (shape, policy, region_key, tuple(annotations.items())) if shape is not None else None
+    key = (shape, policy, region_key, decided_at, *extra.items()) if shape is not None else None
     remembered = choice.remembered_patch(key) if key is not None else None
     if remembered is None:
         remembered = EncodedPatch.of(
@@ -272,7 +275,7 @@ def _region_patch(
                 region_key=region_key,
                 now=now,
                 low_carbon=choice.low_carbon,
-                annotations=annotations,
+                annotations={**choice.annotations(decided_at), **extra},
             )
         )
         if key is not None:

@@ -43,7 +43,7 @@ from shared.core.clock import rfc3339
 from shared.core.models import Freshness
 from shared.scoring.ranking import PreferenceTerm, Ranking, low_carbon_set, preference_terms, rank
 from webhook.eligibility import Eligibility, eligible_regions
-from webhook.mutation import PatchShape, annotations_from
+from webhook.mutation import annotations_from
 from webhook.pools import (
     PoolNeed,
     SpreadDomains,
@@ -68,8 +68,8 @@ PATCHES_KEPT = 64
 """Patches a ``RegionChoice`` remembers before it starts over (a few pod shapes times the
 seconds its ranking is reused)."""
 
-PatchKey = tuple[PatchShape, str, str, tuple[tuple[str, str], ...]]
-"""A patch's pod shape, policy, region label key and annotations."""
+PatchKey = tuple[object, ...]
+"""A patch's pod shape, policy, region label key, decision time and further annotations."""
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

@@ -82,10 +82,14 @@ def should_mutate(
     if opt_value in _OPT_IN:
         selected = True
     else:
-        above = {value.strip().lower() for value in inherited if isinstance(value, str)}
-        if above & _OPT_OUT:
-            return skip(SkipReason.OPTED_OUT)
-        selected = labels.get(ROLE_LABEL) == READ_REPLICA or bool(above & _OPT_IN)
+        selected = labels.get(ROLE_LABEL) == READ_REPLICA
+        # Plain loops rather than a set and any() over a generator: this runs for every pod.
+        for value in inherited:
+            if isinstance(value, str):
+                above = value.strip().lower()
+                if above in _OPT_OUT:
+                    return skip(SkipReason.OPTED_OUT)
+                selected = selected or above in _OPT_IN
     if not selected:
         return Decision(SkipReason.NOT_SELECTED, default_policy, tuple(warnings))
 
@@ -95,12 +99,13 @@ def should_mutate(
     if MIRROR_ANNOTATION in annotations:
         return skip(SkipReason.MIRROR)
     owners = metadata.get("ownerReferences")
-    if isinstance(owners, list) and any(
-        # ``dict`` first: what JSON decodes to, and several times cheaper than the ABC check.
-        (type(owner) is dict or isinstance(owner, Mapping)) and owner.get("kind") == "DaemonSet"
-        for owner in owners
-    ):
-        return skip(SkipReason.DAEMONSET)
+    if isinstance(owners, list):
+        for owner in owners:
+            # ``dict`` first: what JSON decodes to, and several times cheaper than the ABC check.
+            if (type(owner) is dict or isinstance(owner, Mapping)) and owner.get(
+                "kind"
+            ) == "DaemonSet":
+                return skip(SkipReason.DAEMONSET)
 
     policy = default_policy
     explicit = False
@@ -113,4 +118,10 @@ def should_mutate(
             warnings.append(
                 f"{POLICY_ANNOTATION}={raw_policy!r} is not prefer/require; using {default_policy}"
             )
+    if not warnings and not explicit:
+        return _PLAIN[policy]
     return Decision(reason=None, policy=policy, warnings=tuple(warnings), explicit_policy=explicit)
+
+
+_PLAIN = {policy: Decision(reason=None, policy=policy) for policy in Policy}
+"""The decision for most selected pods (no warning, no policy of their own), made once."""
