@@ -474,6 +474,8 @@ async def test_synced_waits_for_both_nodes_and_pods(
     await inventory.start()
     await changes.until(lambda: "node-a" in inventory.nodes)
     await changes.until(lambda: fake.count("/api/v1/pods", watch=False) >= 2)
+    # The fake counts a request before its answer reaches the watch: wait for the answer.
+    await changes.until(lambda: inventory.last_error is not None)
     assert not inventory.synced
     assert inventory.last_error is not None
     # One watch per default selector, each failing on its own; whichever failed last is named.
