@@ -60,7 +60,14 @@ from tests.e2e.cluster import ApiStatusError, Binaries, ControlPlane
 from tests.e2e.fleet import create_fake_nodes, fake_fleet
 from tests.e2e.kube import as_body, fresh_namespace, wait_for_admission
 from tests.e2e.operator import read_statefulset
-from tests.e2e.rollout import CONFIG_NAME, WebhookDeployment, host_address, wait_for
+from tests.e2e.rollout import (
+    CONFIG_NAME,
+    WebhookDeployment,
+    create_service,
+    endpoint_slice,
+    host_address,
+    wait_for,
+)
 from tests.e2e.services import RANKING_ANNOTATION, create_namespace
 from webhook.certs import generate_ca, issue_serving
 from webhook.mutation import DECIDED_AT_ANNOTATION
@@ -160,27 +167,14 @@ class FloorWebhook:
             yield self
 
     def _list(self) -> None:
-        self.control_plane.request(
-            "POST",
-            f"/api/v1/namespaces/{self.namespace}/services",
-            {
-                "metadata": {"name": FLOOR_SERVICE},
-                "spec": {"ports": [{"name": "https", "port": 443, "targetPort": "https"}]},
-            },
-        )
+        create_service(self.control_plane, self.namespace, FLOOR_SERVICE)
         for index, server in enumerate(self.servers):
             self.control_plane.request(
                 "POST",
                 f"/apis/discovery.k8s.io/v1/namespaces/{self.namespace}/endpointslices",
-                {
-                    "metadata": {
-                        "name": f"{FLOOR_SERVICE}-{index}",
-                        "labels": {"kubernetes.io/service-name": FLOOR_SERVICE},
-                    },
-                    "addressType": "IPv4",
-                    "endpoints": [{"addresses": [self.address], "conditions": {"ready": True}}],
-                    "ports": [{"name": "https", "port": server.port, "protocol": "TCP"}],
-                },
+                endpoint_slice(
+                    FLOOR_SERVICE, f"{FLOOR_SERVICE}-{index}", self.address, server.port, ready=True
+                ),
             )
 
     def configuration(self, product: dict[str, Any]) -> dict[str, Any]:

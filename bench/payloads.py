@@ -10,6 +10,7 @@ variables, about 200 KB, the size where JSON parsing starts to dominate.
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import uuid
@@ -218,7 +219,7 @@ def operator_read_pods(count: int) -> list[dict[str, Any]]:
                 "apiVersion": "v1",
                 "kind": "Pod",
                 "metadata": {**metadata, "ownerReferences": [owner]},
-                "spec": json.loads(json.dumps(template["spec"])),
+                "spec": copy.deepcopy(template["spec"]),
             }
         )
     return pods

@@ -126,18 +126,7 @@ class WebhookDeployment:
 
     def start(self, *, timeout: float = 60.0) -> None:
         """The Service, then the replicas one by one, each listed once ready."""
-        self.control_plane.request(
-            "POST",
-            f"/api/v1/namespaces/{self.namespace}/services",
-            {
-                "metadata": {"name": SERVICE_NAME},
-                "spec": {
-                    "type": "ClusterIP",
-                    # No selector: the endpoints are this class's to write.
-                    "ports": [{"name": PORT_NAME, "port": 443, "targetPort": PORT_NAME}],
-                },
-            },
-        )
+        create_service(self.control_plane, self.namespace, SERVICE_NAME)
         for _ in range(self._wanted):
             self._list(self._surge(timeout=timeout))
 
@@ -288,25 +277,50 @@ class WebhookDeployment:
         return f"{SERVICE_NAME}-{replica.name}"
 
     def _slice(self, replica: Replica, *, ready: bool) -> dict[str, Any]:
-        return {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": self._slice_name(replica),
-                "labels": {
-                    "kubernetes.io/service-name": SERVICE_NAME,
-                    "endpointslice.kubernetes.io/managed-by": MANAGED_BY,
-                },
+        return endpoint_slice(
+            SERVICE_NAME, self._slice_name(replica), replica.address, replica.port, ready=ready
+        )
+
+
+def create_service(control_plane: ControlPlane, namespace: str, name: str) -> None:
+    """A ClusterIP Service on port 443 without a selector: its endpoints are written by hand
+    (``endpoint_slice``), as the endpoint-slice controller would for pods."""
+    control_plane.request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/services",
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "type": "ClusterIP",
+                "ports": [{"name": PORT_NAME, "port": 443, "targetPort": PORT_NAME}],
             },
-            "addressType": "IPv4",
-            "endpoints": [
-                {
-                    "addresses": [replica.address],
-                    "conditions": {"ready": ready, "serving": True, "terminating": not ready},
-                }
-            ],
-            "ports": [{"name": PORT_NAME, "port": replica.port, "protocol": "TCP"}],
-        }
+        },
+    )
+
+
+def endpoint_slice(
+    service: str, name: str, address: str, port: int, *, ready: bool
+) -> dict[str, Any]:
+    """An EndpointSlice ``name`` of ``service`` with one endpoint, ready or terminating."""
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/service-name": service,
+                "endpointslice.kubernetes.io/managed-by": MANAGED_BY,
+            },
+        },
+        "addressType": "IPv4",
+        "endpoints": [
+            {
+                "addresses": [address],
+                "conditions": {"ready": ready, "serving": True, "terminating": not ready},
+            }
+        ],
+        "ports": [{"name": PORT_NAME, "port": port, "protocol": "TCP"}],
+    }
 
 
 def wait_for(what: str, probe: Callable[[], bool], *, timeout: float = 30.0) -> None:
