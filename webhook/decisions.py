@@ -51,6 +51,7 @@ from webhook.pools import (
     may_have_hard_rules,
     pool_hosts,
     pool_rules_key,
+    same_rules,
     spread_domains,
 )
 from webhook.review import EncodedPatch
@@ -295,19 +296,22 @@ class DecisionCache:
         self._pool_choice: tuple[tuple[object, ...], RegionChoice] | None = None
 
     def pool_rules(self, pod: Mapping[str, Any]) -> PoolConstraints | None:
-        """``webhook.pools.hard_rules(pod)``, remembered by what it reads: a read pool's pods
-        share their template, and parsing its quantities costs more than the rest of a decision.
+        """``webhook.pools.hard_rules(pod)``, remembered by what it reads besides the pod's own
+        labels: a read pool's pods share their template, and parsing its quantities costs more
+        than the rest of a decision; a StatefulSet's pods differ only in their labels, read
+        anew for each.
 
         Raises ``MutationError`` like ``hard_rules`` (and remembers nothing then)."""
         if not may_have_hard_rules(pod):
             return None  # most pods: no spread constraint and no pod anti-affinity at all
         key = pool_rules_key(pod)
         found = self._pools.get(key) if key is not None else None
-        if found is None:
-            found = (hard_rules(pod),)
-            if key is not None:
-                self._pools.put(key, found)
-        return found[0]
+        if found is not None:
+            return same_rules(found[0], pod)
+        rules = hard_rules(pod)
+        if key is not None:
+            self._pools.put(key, (rules,))
+        return rules
 
     def spread_domains(
         self, pod: Mapping[str, Any], nodes: Mapping[str, NodeInfo]

@@ -83,10 +83,24 @@ def hard_rules(pod: Mapping[str, Any]) -> PoolConstraints | None:
     return pool if pool.spreads or pool.anti_affinity else None
 
 
+def same_rules(pool: PoolConstraints | None, pod: Mapping[str, Any]) -> PoolConstraints | None:
+    """``hard_rules(pod)`` when ``pool`` is ``hard_rules`` of a pod with the same
+    ``pool_rules_key``: only ``pod``'s labels are read. Raises ``MutationError`` alike (a pod
+    whose labels are not an object)."""
+    try:
+        own = (pool or _NO_RULES).with_labels_of(pod)
+    except ConstraintError as e:
+        raise MutationError(f"pod scheduling constraints: {e}") from e
+    return own if pool is not None else None
+
+
+_NO_RULES = PoolConstraints(labels={}, spreads=(), anti_affinity=())
+
+
 def pool_rules_key(pod: Mapping[str, Any]) -> bytes | None:
-    """Canonical JSON of what ``hard_rules`` reads (labels, spreads, pod anti-affinity,
-    containers' requests), to remember its answer by; None when that is not plain JSON."""
-    metadata = object_or_empty(pod.get("metadata"))
+    """Canonical JSON of what ``hard_rules`` reads besides the pod's labels (spreads, pod
+    anti-affinity, containers' requests), to remember its answer by (``same_rules`` reads the
+    labels); None when that is not plain JSON."""
     spec = object_or_empty(pod.get("spec"))
     affinity = object_or_empty(spec.get("affinity"))
     containers = spec.get("containers")
@@ -96,7 +110,6 @@ def pool_rules_key(pod: Mapping[str, Any]) -> bytes | None:
         else containers
     )
     parts = [
-        metadata.get("labels"),
         spec.get("topologySpreadConstraints"),
         affinity.get("podAntiAffinity"),
         requests,

@@ -124,13 +124,21 @@ class PoolConstraints:
         """From a pod, or a pod template (``metadata`` and ``spec`` alike)."""
         metadata = _object(pod.get("metadata"), "metadata")
         spec = _object(pod.get("spec"), "spec")
-        labels = _object(metadata.get("labels"), "metadata.labels")
         return cls(
-            labels={str(k): str(v) for k, v in labels.items()},
+            labels=_labels(metadata),
             spreads=_spreads(spec),
             anti_affinity=_anti_affinity(spec),
             cpu_millis=_requests(spec, "cpu"),
             memory_bytes=_requests(spec, "memory"),
+        )
+
+    def with_labels_of(self, pod: Mapping[str, Any]) -> PoolConstraints:
+        """These rules and requests for another pod of the pool: ``from_pod(pod)`` when ``pod``
+        has the same rules and requests as the pod these were read from, reading only its
+        labels (a StatefulSet's pods differ in theirs). Raises ``ConstraintError`` alike."""
+        labels = _labels(_object(pod.get("metadata"), "metadata"))
+        return PoolConstraints(
+            labels, self.spreads, self.anti_affinity, self.cpu_millis, self.memory_bytes
         )
 
     def placement_key(self) -> tuple[object, ...]:
@@ -151,6 +159,11 @@ class PoolConstraints:
         """From a StatefulSet, Deployment or ReplicaSet: its ``spec.template``."""
         spec = _object(workload.get("spec"), "spec")
         return cls.from_pod(_object(spec.get("template"), "spec.template"))
+
+
+def _labels(metadata: Mapping[str, Any]) -> dict[str, str]:
+    labels = _object(metadata.get("labels"), "metadata.labels")
+    return {str(k): str(v) for k, v in labels.items()}
 
 
 def _spreads(spec: Mapping[str, Any]) -> tuple[SpreadConstraint, ...]:

@@ -386,3 +386,36 @@ def test_choose_sizes_the_low_carbon_set_from_the_pool_when_told_what_holds_it()
     assert sized.low_carbon == regions[:2]
     nothing = choose(ranking, eligible, low_carbon_fraction=0.1, holds=lambda _: False)
     assert nothing.low_carbon == ()
+
+
+@pytest.mark.parametrize("when_unsatisfiable", ["DoNotSchedule", "ScheduleAnyway"])
+def test_pool_rules_read_from_one_pod_serve_another_only_with_its_own_labels(
+    when_unsatisfiable: str,
+) -> None:
+    # The pods of a StatefulSet share their rules and differ in their labels: the rules are
+    # read once, the labels of each pod every time.
+    spread = {
+        "maxSkew": 1,
+        "topologyKey": TOPOLOGY_REGION,
+        "whenUnsatisfiable": when_unsatisfiable,
+        "labelSelector": {"matchLabels": {"app.kubernetes.io/instance": "mainnet-core"}},
+    }
+    first = read_replica_pod(spec__topologySpreadConstraints=[spread])
+    other = read_replica_pod(spec__topologySpreadConstraints=[spread])
+    other["metadata"]["labels"] = {"app.kubernetes.io/instance": "testnet-core"}
+    junk = read_replica_pod(spec__topologySpreadConstraints=[spread])
+    junk["metadata"]["labels"] = ["not", "an", "object"]
+    cache = DecisionCache()
+
+    rules = [cache.pool_rules(pod) for pod in (first, other)]
+
+    assert rules == [DecisionCache().pool_rules(pod) for pod in (first, other)]
+    if when_unsatisfiable == "DoNotSchedule":
+        assert [r.labels["app.kubernetes.io/instance"] for r in rules if r] == [
+            "mainnet-core",
+            "testnet-core",
+        ]
+    else:
+        assert rules == [None, None]
+    with pytest.raises(MutationError):
+        cache.pool_rules(junk)
