@@ -49,11 +49,20 @@ from webhook.outcomes import ERROR, MUTATED, SkipReason, skipped
 from webhook.pools import (
     CONSTRAINT_ANNOTATION,
     PoolNeed,
+    may_have_hard_rules,
     owning_statefulset,
     pool_need,
 )
-from webhook.review import AdmissionRequest, EncodedPatch, JsonPatchOp, ResponseReview, allow
-from webhook.selection import should_mutate
+from webhook.recall import Recall, decision_view, view_key
+from webhook.review import (
+    AdmissionRequest,
+    EncodedPatch,
+    JsonPatchOp,
+    ResponseReview,
+    allow,
+    answer_again,
+)
+from webhook.selection import POD_KIND, should_mutate
 from webhook.settings import Policy
 
 logger = logging.getLogger(__name__)
@@ -89,52 +98,147 @@ def admit(
     clock: Clock,
     cache: DecisionCache | None = None,
     workloads: Callable[[], Workloads] = lambda: EMPTY,
+    recall: Recall[Admission] | None = None,
 ) -> Admission:
     """Decide on one validated request. Never raises.
 
-    ``cache`` remembers eligibility and rankings between calls (the server keeps one); without
-    it, everything is computed for this request alone, with the same result. ``workloads``
-    gives the StatefulSets, namespaces and bound pods (none by default: a demo or file
-    inventory).
+    ``cache`` remembers eligibility and rankings between calls; without it, everything is
+    computed for this request alone, with the same result. ``workloads`` gives the StatefulSets,
+    namespaces and bound pods (none by default: a demo or file inventory). With ``recall``, a pod
+    is decided on its ``decision_view`` and the answer is given again to pods with an equal view
+    while the data and the second stay the same (``webhook.recall``). A server keeps both in an
+    ``Admitter``.
     """
-    try:
-        return _decide(
-            request,
-            carbon=carbon,
-            nodes=nodes,
-            workloads=workloads,
-            placement=placement,
-            now=clock(),
-            cache=cache if cache is not None else DecisionCache(max_entries=1),
-        )
-    except MutationError as e:
-        logger.warning("left %s (uid %s) unchanged: %s", request.display_name, request.uid, e)
-        return _skipped(
-            request, SkipReason.UNSUPPORTED_SHAPE, [f"carbon-aware placement skipped: {e}"]
-        )
-    except Exception:
-        logger.exception(
-            "admission failed for %s (uid %s); allowing unchanged",
+    admitter = Admitter(
+        carbon=carbon,
+        nodes=nodes,
+        workloads=workloads,
+        placement=placement,
+        clock=clock,
+        cache=cache if cache is not None else DecisionCache(max_entries=1),
+        recall=recall,
+    )
+    return admitter(request)
+
+
+class Admitter:
+    """``admit`` with its sources, settings and memos bound once: what the server calls for
+    every request."""
+
+    def __init__(
+        self,
+        *,
+        carbon: Callable[[], CarbonSnapshot],
+        nodes: Callable[[], Mapping[str, NodeInfo]],
+        workloads: Callable[[], Workloads],
+        placement: Placement,
+        clock: Clock,
+        cache: DecisionCache,
+        recall: Recall[Admission] | None,
+    ) -> None:
+        self.carbon = carbon
+        self.nodes = nodes
+        self.workloads = workloads
+        self.placement = placement
+        self.clock = clock
+        self.cache = cache
+        self.recall = recall
+
+    def __call__(self, request: AdmissionRequest) -> Admission:
+        """Decide on one validated request. Never raises."""
+        try:
+            return self._answer(
+                request, _Data(self.carbon(), self.nodes(), self.workloads()), self.clock()
+            )
+        except MutationError as e:
+            logger.warning("left %s (uid %s) unchanged: %s", request.display_name, request.uid, e)
+            return _skipped(
+                request, SkipReason.UNSUPPORTED_SHAPE, [f"carbon-aware placement skipped: {e}"]
+            )
+        except Exception:
+            logger.exception(
+                "admission failed for %s (uid %s); allowing unchanged",
+                request.display_name,
+                request.uid,
+            )
+            warning = "carbon-aware placement failed internally; pod admitted unchanged"
+            return Admission(
+                response=allow(request, warnings=[warning]), outcome=ERROR, warnings=(warning,)
+            )
+
+    def _answer(self, request: AdmissionRequest, data: _Data, now: datetime) -> Admission:
+        """The recalled answer for a pod whose view was decided on with the same data, else the
+        decision (remembered when there is a ``recall``)."""
+        recall, pod = self.recall, request.object
+        if (
+            recall is None
+            or type(pod) is not dict
+            or request.operation != "CREATE"
+            or request.kind != POD_KIND
+        ):
+            return self._decide(request, data, now)
+        view = decision_view(pod)
+        key = view_key(request.namespace, view)
+        if key is None:
+            return self._decide(request, data, now)
+        depended_on = data.depended_on(view, self.cache.decided_at(now))
+        answer = recall.get(key, depended_on)
+        if answer is not None:
+            return _again(answer, request)
+        answer = self._decide(request.with_object(view), data, now)
+        recall.put(key, depended_on, answer)
+        return answer
+
+    def _decide(self, request: AdmissionRequest, data: _Data, now: datetime) -> Admission:
+        return _decide(request, data=data, placement=self.placement, now=now, cache=self.cache)
+
+
+@dataclass(frozen=True, slots=True)
+class _Data:
+    """The in-memory data one decision reads, each taken once."""
+
+    carbon: CarbonSnapshot
+    nodes: Mapping[str, NodeInfo]
+    workloads: Workloads
+
+    def depended_on(self, view: Mapping[str, Any], decided_at: str) -> tuple[object, ...]:
+        """What a decision on ``view`` depends on besides the view: the node inventory and the
+        snapshot, the second it is stamped with (``decided_at``, one text per second), the
+        StatefulSets and namespaces it inherits settings from, and, for a pool pod (hard spread
+        or anti-affinity rules), the whole workload state (its bound pods and whether it has
+        listed)."""
+        state = self.workloads
+        data = (self.nodes, self.carbon, decided_at, state.statefulsets, state.namespaces)
+        return (*data, state) if may_have_hard_rules(view) else data
+
+
+def _again(answer: Admission, request: AdmissionRequest) -> Admission:
+    """``answer`` given to ``request``: its uid and AdmissionReview version."""
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "%s (uid %s) got the answer of an equal pod: %s",
             request.display_name,
             request.uid,
+            answer.outcome,
         )
-        warning = "carbon-aware placement failed internally; pod admitted unchanged"
-        return Admission(
-            response=allow(request, warnings=[warning]), outcome=ERROR, warnings=(warning,)
-        )
+    return Admission(
+        response=answer_again(answer.response, request),
+        outcome=answer.outcome,
+        patch=answer.patch,
+        warnings=answer.warnings,
+        ranking=answer.ranking,
+    )
 
 
 def _decide(
     request: AdmissionRequest,
     *,
-    carbon: Callable[[], CarbonSnapshot],
-    nodes: Callable[[], Mapping[str, NodeInfo]],
-    workloads: Callable[[], Workloads],
+    data: _Data,
     placement: Placement,
     now: datetime,
     cache: DecisionCache,
 ) -> Admission:
-    state = workloads()
+    state, snapshot, nodes = data.workloads, data.carbon, data.nodes
     statefulset = _owner(request, state)
     namespace = state.namespaces.get(request.namespace)
     decision = should_mutate(
@@ -153,7 +257,7 @@ def _decide(
 
     if already_decided(pod):
         return _skipped(request, SkipReason.ALREADY_DECIDED, warnings)
-    eligibility, regions_key = cache.eligibility(pod, nodes())
+    eligibility, regions_key = cache.eligibility(pod, nodes)
     if eligibility.region_key is None or not eligibility.regions:
         warnings.append(
             "carbon-aware placement skipped: no schedulable node with a region label fits this pod"
@@ -175,13 +279,13 @@ def _decide(
     need: PoolNeed | None = None
     if pool is not None:
         policy = Policy.REQUIRE
-        hosts = cache.pool_hosts(cache.spread_domains(pod, nodes()), state)
+        hosts = cache.pool_hosts(cache.spread_domains(pod, nodes), state)
         bound = state.bound_in(request.namespace)
         need = pool_need(pool, hosts, bound, statefulset)
     if need is None or following:
         # A following pod's required set is cut from tiers (``_follow_patch``), not regions.
         choice = cache.choice(
-            carbon(),
+            snapshot,
             eligibility,
             regions_key,
             now=now,
@@ -190,7 +294,7 @@ def _decide(
         )
     else:
         choice = cache.pool_choice(
-            carbon(),
+            snapshot,
             eligibility,
             regions_key,
             now=now,
@@ -210,7 +314,7 @@ def _decide(
         return _skipped(request, SkipReason.NO_CARBON_DATA, warnings)
     warnings.extend(choice.warnings)
     excluded = cache.excluded_greener(
-        carbon(), eligibility, regions_key, nodes(), now=now, horizon_hours=placement.horizon_hours
+        snapshot, eligibility, regions_key, nodes, now=now, horizon_hours=placement.horizon_hours
     )
     if excluded and CONSTRAINT_ANNOTATION not in extra:
         rule = _own_rule(pod)

@@ -10,7 +10,6 @@ carbon data, nodes and workloads come from in-memory sources kept current in the
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -28,11 +27,12 @@ from shared.core.shapes import quote
 from shared.health import not_ready_reasons, readiness_body
 from shared.http_errors import error_middleware, error_response
 from shared.scoring.ranking import DEFAULT_HORIZON_HOURS
-from webhook.admission import Admission, Placement, admit
+from webhook.admission import Admitter, Placement
 from webhook.decisions import DecisionCache
 from webhook.errors import BadReview
 from webhook.metrics import WatchSource, WebhookMetrics
-from webhook.review import AdmissionRequest, encode_review, parse_review
+from webhook.recall import Recall
+from webhook.review import encode_review, parse_review
 from webhook.settings import WebhookSettings
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ MUTATE_PATH = "/mutate"
 
 _SNAPSHOT_SOURCE: web.AppKey[SnapshotSource] = web.AppKey("snapshot_source")
 _INVENTORY = web.AppKey("inventory", Inventory)
-_ADMIT: web.AppKey[Callable[[AdmissionRequest], Admission]] = web.AppKey("admit")
+_ADMIT = web.AppKey("admit", Admitter)
 _SERVING: web.AppKey[Callable[[], bool]] = web.AppKey("serving")
 _DRAINING: web.AppKey[Callable[[], bool]] = web.AppKey("draining")
 _WATCHES: web.AppKey[WatchSource] = web.AppKey("watches")
@@ -74,8 +74,7 @@ def create_app(
     app[_SNAPSHOT_SOURCE] = snapshot_source
     app[_INVENTORY] = inventory
     # Bound once: the handler runs for every pod, and these are the same throughout.
-    decide: Callable[[AdmissionRequest], Admission] = functools.partial(
-        admit,
+    decide = Admitter(
         carbon=snapshot_source,
         nodes=lambda: inventory.nodes,
         workloads=workloads,
@@ -86,6 +85,7 @@ def create_app(
         ),
         clock=clock,
         cache=DecisionCache(),
+        recall=Recall(),
     )
     app[_ADMIT] = decide
     app[METRICS] = metrics or WebhookMetrics()

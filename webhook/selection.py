@@ -25,7 +25,7 @@ CARBON_AWARE_ANNOTATION = "stellar.org/carbon-aware"
 POLICY_ANNOTATION = "stellar.org/carbon-policy"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 
-_POD = {"group": "", "version": "v1", "kind": "Pod"}
+POD_KIND = {"group": "", "version": "v1", "kind": "Pod"}
 _OPT_IN = frozenset({"enabled", "true"})
 _OPT_OUT = frozenset({"disabled", "false"})
 
@@ -59,7 +59,7 @@ def should_mutate(
     def skip(reason: SkipReason) -> Decision:
         return Decision(reason=reason, policy=default_policy)
 
-    if request.kind != _POD:
+    if request.kind != POD_KIND:
         return skip(SkipReason.NOT_POD)
     if request.operation != "CREATE":
         return skip(SkipReason.NOT_CREATE)
