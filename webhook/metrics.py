@@ -13,7 +13,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
@@ -38,14 +38,11 @@ class WebhookMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
-        self.admissions = Counter(
+        self.admissions = OutcomeCounter(
             "stellar_carbon_webhook_admissions",
             "Admission reviews answered, by outcome: mutated, skipped:<reason> or error.",
-            ["outcome"],
-            registry=self.registry,
         )
-        # One child per outcome label, looked up once: ``labels()`` takes a lock on every call.
-        self._outcomes: dict[str, Counter] = {}
+        self.registry.register(self.admissions)
         self.latency = LatencyHistogram(
             "stellar_carbon_webhook_admission_duration_seconds",
             "Time from receiving an AdmissionReview to having its response ready.",
@@ -120,10 +117,7 @@ class WebhookMetrics:
         return self.registry.get_sample_value(name, labels or {})
 
     def observe(self, outcome: str, seconds: float) -> None:
-        counter = self._outcomes.get(outcome)
-        if counter is None:
-            counter = self._outcomes[outcome] = self.admissions.labels(outcome=outcome)
-        counter.inc()
+        self.admissions.inc(outcome)
         self.latency.observe(seconds)
 
     def exposition(self) -> bytes:
@@ -135,6 +129,37 @@ class WebhookMetrics:
             "stellar_carbon_webhook_admissions_total", {"outcome": outcome}
         )
         return value or 0.0
+
+
+class OutcomeCounter(Collector):
+    """A counter labelled ``outcome``, exposed exactly as ``prometheus_client.Counter`` exposes
+    one (``_total`` and ``_created`` per outcome).
+
+    It exists for the reason ``LatencyHistogram`` does: ``Counter.inc`` takes a lock for each
+    admission; here it is one dictionary update on the event loop's thread, which scrapes share."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self.name = name
+        self.documentation = documentation
+        self._counts: dict[str, int] = {}
+        self._created: dict[str, float] = {}
+
+    def inc(self, outcome: str) -> None:
+        counts = self._counts
+        if outcome in counts:
+            counts[outcome] += 1
+        else:
+            counts[outcome] = 1
+            self._created[outcome] = time.time()
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=["outcome"])
+        for outcome, count in list(self._counts.items()):
+            family.add_metric([outcome], float(count), created=self._created[outcome])
+        yield family
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(self.name, self.documentation, labels=["outcome"])
 
 
 class LatencyHistogram(Collector):
