@@ -25,7 +25,14 @@ from typing import Any
 import aiohttp
 
 from bench.loadgen import LoadResult, closed_loop, open_loop
-from bench.payloads import large_pod, operator_read_pods, read_pool_pod, review_bodies, reviews_of
+from bench.payloads import (
+    OPERATOR_PODS,
+    large_pod,
+    operator_read_pods,
+    read_pool_pod,
+    review_bodies,
+    reviews_of,
+)
 from bench.servers import Server, Tls, make_tls, pinned, running, usable_cpus
 from webhook.app import MUTATE_PATH
 
@@ -121,7 +128,7 @@ async def run(quick: bool) -> dict[str, Any]:
     server_cpu, client_cpu = (cpus[-1], cpus[0]) if len(cpus) >= 2 else (None, None)
     payloads = {
         "read-pool": review_bodies(read_pool_pod(), 64),
-        "operator-pool": reviews_of(operator_read_pods(20)),
+        "operator-pool": reviews_of(operator_read_pods(OPERATOR_PODS)),
         "large": review_bodies(large_pod(), 8),
     }
     with TemporaryDirectory(prefix="bench-tls-") as directory:

@@ -23,7 +23,13 @@ from pathlib import Path
 import aiohttp
 
 from bench.loadgen import closed_loop
-from bench.payloads import operator_read_pods, read_pool_pod, review_bodies, reviews_of
+from bench.payloads import (
+    OPERATOR_PODS,
+    operator_read_pods,
+    read_pool_pod,
+    review_bodies,
+    reviews_of,
+)
 from bench.servers import REPO, Tls, make_tls
 from tests.e2e.cluster import free_port
 from webhook.app import MUTATE_PATH
@@ -105,7 +111,7 @@ async def run(payload: str, reviews: int) -> dict[str, int | float | str]:
     bodies = (
         review_bodies(read_pool_pod(), 64)
         if payload == "read-pool"
-        else reviews_of(operator_read_pods(20))
+        else reviews_of(operator_read_pods(OPERATOR_PODS))
     )
     with tempfile.TemporaryDirectory(prefix="bench-instructions-") as directory:
         cert_dir = Path(directory)

@@ -294,9 +294,23 @@ def reviews_of(pods: list[dict[str, Any]], *, seed: int = 0) -> list[bytes]:
 
 
 def review_bodies(pod: dict[str, Any], count: int, *, seed: int = 0) -> list[bytes]:
-    """``count`` encoded reviews of ``pod`` differing only in ``request.uid``."""
+    """``count`` encoded reviews of ``pod``, as the pods of one ReplicaSet arrive: each with its
+    own ``request.uid`` and its own service-account token volume name (the API server's
+    ServiceAccount admission plugin names it ``kube-api-access-<5 random characters>``)."""
     rng = random.Random(seed)
-    return [
-        json.dumps(admission_review(pod, str(uuid.UUID(int=rng.getrandbits(128))))).encode()
-        for _ in range(count)
-    ]
+    text = json.dumps(pod)
+    bodies = []
+    for _ in range(count):
+        token = "".join(rng.choices(_TOKEN_CHARACTERS, k=5))
+        copy_of_pod = json.loads(text.replace(TOKEN_VOLUME, f"kube-api-access-{token}"))
+        uid = str(uuid.UUID(int=rng.getrandbits(128)))
+        bodies.append(json.dumps(admission_review(copy_of_pod, uid)).encode())
+    return bodies
+
+
+TOKEN_VOLUME = "kube-api-access-7x2lq"
+"""The token volume's name in ``read_pool_pod`` and ``large_pod``."""
+_TOKEN_CHARACTERS = "bcdfghjklmnpqrstvwxz2456789"
+OPERATOR_PODS = 512
+"""Operator pods a benchmark sends: more ordinals than the webhook's memos keep, so each review
+is decided as a new pod (a StatefulSet creates each ordinal once)."""
