@@ -32,7 +32,7 @@ from webhook.decisions import DecisionCache
 from webhook.errors import BadReview
 from webhook.metrics import WatchSource, WebhookMetrics
 from webhook.recall import Recall
-from webhook.review import encode_review, parse_review
+from webhook.review import parse_review
 from webhook.settings import WebhookSettings
 
 logger = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ async def _mutate(request: web.Request) -> web.Response:
             request.query.get("timeout"),
         )
     response = web.Response(
-        body=encode_review(admission.response), content_type="application/json", charset="utf-8"
+        body=admission.encoded(), content_type="application/json", charset="utf-8"
     )
     if app[_DRAINING]():
         response.force_close()

@@ -9,7 +9,8 @@ same answer to the next pod with an equal view for as long as that data is the s
 (node inventory, carbon snapshot, workloads) and the clock is in the same second (the decision is
 stamped to the second).
 
-A StatefulSet's pods differ in their names and per-pod labels, so each of them is decided anew.
+A pod created with a name of its own (a StatefulSet's pod, a bare pod) has no equals: it is
+decided directly, without a view or a key.
 """
 
 from __future__ import annotations
@@ -52,6 +53,14 @@ def decision_view(pod: dict[str, Any]) -> dict[str, Any]:
         if containers is not _MISSING:
             picked["containers"] = _requests_only(containers)
     return view
+
+
+def named(pod: dict[str, Any]) -> bool:
+    """Whether ``pod`` is created with a name of its own (a StatefulSet's pod, a bare pod): it
+    has no equals to share an answer with, so it is decided without a view or a key. The pods of
+    a ReplicaSet, a Job or a DaemonSet have only a ``generateName``."""
+    metadata = pod.get("metadata")
+    return type(metadata) is dict and bool(metadata.get("name"))
 
 
 def view_key(namespace: str, view: dict[str, Any]) -> bytes | None:

@@ -284,6 +284,26 @@ def answer_again(review: ResponseReview, request: AdmissionRequest) -> ResponseR
     return again
 
 
+def answer_tail(review: ResponseReview) -> bytes:
+    """What follows the uid in ``encode_review(review)``, for ``encode_again``."""
+    rest = {name: value for name, value in review["response"].items() if name != "uid"}
+    return b"," + _dumps(rest)[1:] + b"}"
+
+
+def encode_again(tail: bytes, request: AdmissionRequest) -> bytes:
+    """``encode_review(answer_again(review, request))`` from ``answer_tail(review)``: the answer
+    (its patch, a few KB) is not serialised again for every pod it is given to."""
+    return b"".join(
+        (
+            b'{"apiVersion":',
+            _dumps(request.api_version),
+            b',"kind":"AdmissionReview","response":{"uid":',
+            _dumps(request.uid),
+            tail,
+        )
+    )
+
+
 def decode_patch(response: ResponseReview) -> list[JsonPatchOp]:
     """The JSON patch carried by a response, ``[]`` when it carries none."""
     encoded = response["response"].get("patch")

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import jsonpatch
+import orjson
 import pytest
 from hypothesis import given
 
@@ -30,10 +31,10 @@ from tests.unit.webhook.builders import (
 from tests.unit.webhook.test_hostile_reviews import pods
 from tests.unit.webhook.test_pools import DATA, NODES, operator_pod, read_pod_bound, workloads
 from webhook import admission
-from webhook.admission import Admission, Placement, admit
+from webhook.admission import Admission, Placement, Recalled, admit
 from webhook.decisions import DecisionCache
 from webhook.recall import MAX_KEY_BYTES, Recall, decision_view
-from webhook.review import AdmissionRequest, decode_patch, review_from_dict
+from webhook.review import AdmissionRequest, decode_patch, encode_review, review_from_dict
 
 CARBON, CLUSTER = snapshot(THREE_REGIONS), cluster()
 
@@ -57,7 +58,7 @@ class Memory:
     """What a server keeps between requests."""
 
     cache: DecisionCache = dataclasses.field(default_factory=DecisionCache)
-    recall: Recall[Admission] = dataclasses.field(default_factory=Recall)
+    recall: Recall[Recalled] = dataclasses.field(default_factory=Recall)
 
 
 def answer(
@@ -86,10 +87,20 @@ def answer(
     )
 
 
+def nameless(pod: dict[str, Any]) -> dict[str, Any]:
+    """``pod`` as a controller that names its pods by ``generateName`` creates it: only such
+    pods can have equals (a named pod is always decided)."""
+    pod = copy.deepcopy(pod)
+    metadata = pod.get("metadata")
+    if isinstance(metadata, dict) and "name" in metadata:
+        metadata.setdefault("generateName", f"{metadata.pop('name')}-")
+    return pod
+
+
 def replica_set_pod(token: str) -> dict[str, Any]:
     """A ReplicaSet's pod after the API server's admission plugins: its token volume's name is
     random."""
-    pod = read_replica_pod()
+    pod = nameless(read_replica_pod())
     pod["spec"]["volumes"] = [{"name": f"kube-api-access-{token}", "projected": {"sources": []}}]
     pod["spec"]["containers"][0]["volumeMounts"] = [
         {"name": f"kube-api-access-{token}", "mountPath": "/var/run/secrets/kubernetes.io"}
@@ -101,6 +112,7 @@ def replica_set_pod(token: str) -> dict[str, Any]:
 def test_a_pod_gets_the_answer_of_a_cold_decision_whatever_pod_came_before(
     first: dict[str, Any], second: dict[str, Any]
 ) -> None:
+    first, second = nameless(first), nameless(second)
     memory = Memory()
     answer(first, memory, uid="first")
     sent = copy.deepcopy(second)
@@ -109,6 +121,7 @@ def test_a_pod_gets_the_answer_of_a_cold_decision_whatever_pod_came_before(
 
     assert warm == answer(second, None, uid="second")
     assert warm.response["response"]["uid"] == "second"
+    assert orjson.loads(warm.encoded()) == warm.response
     jsonpatch.apply_patch(sent, decode_patch(warm.response))  # raises if it does not apply
 
 
@@ -116,6 +129,7 @@ def test_a_pod_gets_the_answer_of_a_cold_decision_whatever_pod_came_before(
 def test_a_pod_asked_about_twice_gets_the_same_answer_with_its_own_uid(
     pod: dict[str, Any],
 ) -> None:
+    pod = nameless(pod)
     memory = Memory()
     first = answer(pod, memory, uid="first")
 
@@ -123,6 +137,7 @@ def test_a_pod_asked_about_twice_gets_the_same_answer_with_its_own_uid(
 
     assert again == answer(pod, None, uid="again")
     assert dataclasses.replace(again, response=first.response) == first
+    assert again.encoded() == encode_review(again.response)
 
 
 def test_a_replica_sets_pods_are_decided_once_while_nothing_changes(
@@ -156,7 +171,7 @@ def test_new_data_or_a_new_second_gets_a_new_decision(
     change: dict[str, Any], decisions: list[str]
 ) -> None:
     memory = Memory()
-    pod = read_replica_pod()
+    pod = nameless(read_replica_pod())
     answer(pod, memory, uid="first")
 
     later = answer(pod, memory, uid="later", **change)
@@ -167,7 +182,7 @@ def test_new_data_or_a_new_second_gets_a_new_decision(
 
 def test_the_decision_time_moves_on_with_the_second() -> None:
     memory = Memory()
-    pod = read_replica_pod()
+    pod = nameless(read_replica_pod())
 
     stamps = [
         jsonpatch.apply_patch(pod, list(answer(pod, memory, seconds=s).patch))["metadata"][
@@ -182,7 +197,7 @@ def test_the_decision_time_moves_on_with_the_second() -> None:
 def test_a_namespace_that_opts_out_gets_its_own_answer() -> None:
     memory = Memory()
     state = Workloads(namespaces={"quiet": NamespaceInfo("quiet", "disabled")})
-    pod = read_replica_pod()
+    pod = nameless(read_replica_pod())
     assert answer(pod, memory, namespace="stellar", state=state).outcome == "mutated"
 
     elsewhere = answer(pod, memory, namespace="quiet", state=state)
@@ -193,7 +208,7 @@ def test_a_namespace_that_opts_out_gets_its_own_answer() -> None:
 
 def test_only_pod_creations_are_answered_again() -> None:
     memory = Memory()
-    pod = read_replica_pod()
+    pod = nameless(read_replica_pod())
     assert answer(pod, memory).outcome == "mutated"
 
     update = answer(pod, memory, operation="UPDATE")
@@ -203,7 +218,7 @@ def test_only_pod_creations_are_answered_again() -> None:
 
 def test_a_pool_pod_is_decided_again_once_its_pool_has_changed() -> None:
     memory = Memory()
-    pod = operator_pod(3)
+    pod = nameless(operator_pod(3))
     empty = workloads(replicas=5)
     in_europe = {
         **empty.pods,
@@ -238,7 +253,7 @@ def test_a_pod_without_pool_rules_is_answered_again_while_only_bound_pods_change
     after = before.updated(
         before.statefulsets, before.namespaces, bound, synced=True, restricted={}
     )
-    pod = read_replica_pod()
+    pod = nameless(read_replica_pod())
     first = answer(pod, memory, uid="first", carbon=DATA, nodes=NODES, state=before)
 
     again = answer(pod, memory, uid="again", carbon=DATA, nodes=NODES, state=after)
@@ -250,7 +265,9 @@ def test_a_pod_without_pool_rules_is_answered_again_while_only_bound_pods_change
 
 def test_a_view_too_large_to_keep_is_decided_every_time(decisions: list[str]) -> None:
     memory = Memory()
-    pod = read_replica_pod(metadata__annotations={"example.com/notes": "n" * MAX_KEY_BYTES})
+    pod = nameless(
+        read_replica_pod(metadata__annotations={"example.com/notes": "n" * MAX_KEY_BYTES})
+    )
 
     first, again = answer(pod, memory, uid="first"), answer(pod, memory, uid="again")
 
@@ -299,8 +316,7 @@ def _changed(pod: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 OWNED_BY_DISABLED = workloads(owner_aware="disabled")
 """Its StatefulSet opts out; a pod without owner references is its by name."""
-UNOWNED = operator_pod(0, owned=False)
-NAMELESS = copy.deepcopy(UNOWNED)
+NAMELESS = operator_pod(0, owned=False)
 NAMELESS["metadata"]["generateName"] = NAMELESS["metadata"].pop("name")
 HUNGRY = {"requests": {"cpu": "64", "memory": "1Ti"}}
 ROOMY = {
@@ -330,7 +346,6 @@ ROOMY = {
             None,
             None,
         ),
-        (UNOWNED, "metadata.name", "someone-else-0", DATA, NODES, OWNED_BY_DISABLED),
         (NAMELESS, "metadata.generateName", "x", DATA, NODES, OWNED_BY_DISABLED),
         (read_replica_pod(), "spec.nodeName", "usw2-a", None, None, None),
         (
@@ -368,6 +383,7 @@ def test_a_pod_that_differs_in_anything_a_decision_reads_is_decided_on_its_own(
         "nodes": nodes or CLUSTER,
         "state": state or EMPTY,
     }
+    pod = nameless(pod)
     memory = Memory()
     first = answer(pod, memory, uid="first", **data)
     other = _changed(pod, path, value)
@@ -376,3 +392,15 @@ def test_a_pod_that_differs_in_anything_a_decision_reads_is_decided_on_its_own(
 
     assert warm == answer(other, None, uid="other", **data)
     assert dataclasses.replace(warm, response=first.response) != first, "the change matters"
+
+
+def test_a_pod_with_a_name_of_its_own_is_decided_every_time(decisions: list[str]) -> None:
+    # A StatefulSet names each pod: none has an equal to share an answer with.
+    memory = Memory()
+    pod = read_replica_pod()
+
+    answers = [answer(pod, memory, uid=uid) for uid in ("first", "again")]
+
+    assert decisions == ["first", "again"]
+    assert len(memory.recall) == 0
+    assert answers[0] == dataclasses.replace(answers[1], response=answers[0].response)
