@@ -53,7 +53,7 @@ class Plan:
     def for_mode(cls, quick: bool) -> Plan:
         if quick:
             return cls((1, 8, 32), 5000, 1.0, 1, 3.0)
-        return cls((1, 8, 32), 50_000, 4.0, 2, 8.0)
+        return cls((1, 8, 32), 50_000, 4.0, 3, 8.0)
 
 
 @dataclass(frozen=True, slots=True)
