@@ -194,12 +194,12 @@ class Admitter:
         key = view_key(request.namespace, view)
         if key is None:
             return self._decide(request, data, now)
-        depended_on = data.depended_on(view, self.cache.decided_at(now))
-        recalled = recall.get(key, depended_on)
+        era, pool_state = data.era(self.cache.decided_at(now)), data.pool_state(view)
+        recalled = recall.get(key, era, pool_state)
         if recalled is not None:
             return recalled.again(request)
         answer = self._decide(request.with_object(view), data, now)
-        recall.put(key, depended_on, Recalled(answer))
+        recall.put(key, era, pool_state, Recalled(answer))
         return answer
 
     def _decide(self, request: AdmissionRequest, data: _Data, now: datetime) -> Admission:
@@ -214,15 +214,18 @@ class _Data(NamedTuple):
     nodes: Mapping[str, NodeInfo]
     workloads: Workloads
 
-    def depended_on(self, view: Mapping[str, Any], decided_at: str) -> tuple[object, ...]:
-        """What a decision on ``view`` depends on besides the view: the node inventory and the
-        snapshot, the second it is stamped with (``decided_at``, one text per second), the
-        StatefulSets and namespaces it inherits settings from, and, for a pool pod (hard spread
-        or anti-affinity rules), the whole workload state (its bound pods and whether it has
-        listed)."""
+    def era(self, decided_at: str) -> tuple[object, ...]:
+        """What every decision in this second depends on besides the pod: the node inventory
+        and the snapshot, the second it is stamped with (``decided_at``, one text per second),
+        and the StatefulSets and namespaces a pod inherits settings from."""
         state = self.workloads
-        data = (self.nodes, self.carbon, decided_at, state.statefulsets, state.namespaces)
-        return (*data, state) if may_have_hard_rules(view) else data
+        return (self.nodes, self.carbon, decided_at, state.statefulsets, state.namespaces)
+
+    def pool_state(self, view: Mapping[str, Any]) -> tuple[object, ...]:
+        """What a decision on ``view`` depends on besides the era: for a pool pod (hard spread
+        or anti-affinity rules), the whole workload state (its bound pods and whether it has
+        listed); nothing more for any other pod."""
+        return (self.workloads,) if may_have_hard_rules(view) else ()
 
 
 class Recalled:

@@ -7,7 +7,7 @@ down to what a placement decision reads. The caller decides on the view, not on 
 answer can only depend on the view and on the data it was decided with; ``Recall`` hands the
 same answer to the next pod with an equal view for as long as that data is the same objects
 (node inventory, carbon snapshot, workloads) and the clock is in the same second (the decision is
-stamped to the second).
+stamped to the second), and forgets every answer when either moves on.
 
 A pod created with a name of its own (a StatefulSet's pod, a bare pod) has no equals: it is
 decided directly, without a view or a key.
@@ -74,29 +74,39 @@ def view_key(namespace: str, view: dict[str, Any]) -> bytes | None:
 
 
 class Recall(Generic[V]):
-    """Answers by view key, each valid while the data it was decided with is the same objects.
+    """Answers by view key, for one era of data.
 
-    ``data`` is a tuple of the objects an answer was decided with, compared by identity: a new
-    node inventory or snapshot is new data even when equal (comparing them would cost more than
-    deciding). Not thread-safe: the admission path runs on one event loop."""
+    ``era`` is what every answer depends on (the node inventory, the snapshot, the decided-at
+    second...), ``data`` what one answer depends on besides (a pool pod's workload state); both
+    are tuples of objects compared by identity: a new node inventory or snapshot is new data even
+    when equal (comparing them would cost more than deciding). A new era forgets every answer, so
+    answers live at most until the second turns and hold no older data alive. Not thread-safe:
+    the admission path runs on one event loop."""
 
     def __init__(self, size: int = DEFAULT_SIZE) -> None:
         self._answers: Lru[bytes, tuple[tuple[object, ...], V]] = Lru(size)
+        self._era: tuple[object, ...] = ()
 
-    def get(self, key: bytes, data: tuple[object, ...]) -> V | None:
-        found = self._answers.get(key)
-        if found is None:
+    def get(self, key: bytes, era: tuple[object, ...], data: tuple[object, ...]) -> V | None:
+        if not _same(self._era, era):
             return None
-        kept = found[0]
-        if len(kept) != len(data) or not all(map(is_, kept, data)):
+        found = self._answers.get(key)
+        if found is None or not _same(found[0], data):
             return None
         return found[1]
 
-    def put(self, key: bytes, data: tuple[object, ...], answer: V) -> None:
+    def put(self, key: bytes, era: tuple[object, ...], data: tuple[object, ...], answer: V) -> None:
+        if not _same(self._era, era):
+            self._answers = Lru(self._answers.size)
+            self._era = era
         self._answers.put(key, (data, answer))
 
     def __len__(self) -> int:
         return len(self._answers)
+
+
+def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    return len(a) == len(b) and all(map(is_, a, b))
 
 
 def _pick(value: Any, members: tuple[str, ...]) -> Any:

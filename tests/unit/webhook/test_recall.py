@@ -37,6 +37,7 @@ from webhook.recall import MAX_KEY_BYTES, Recall, decision_view
 from webhook.review import AdmissionRequest, decode_patch, encode_review, review_from_dict
 
 CARBON, CLUSTER = snapshot(THREE_REGIONS), cluster()
+POLICY = "stellar.org/carbon-policy"
 
 
 @pytest.fixture
@@ -404,3 +405,24 @@ def test_a_pod_with_a_name_of_its_own_is_decided_every_time(decisions: list[str]
     assert decisions == ["first", "again"]
     assert len(memory.recall) == 0
     assert answers[0] == dataclasses.replace(answers[1], response=answers[0].response)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"seconds": 1.0}, id="the next second"),
+        pytest.param({"carbon": snapshot(THREE_REGIONS)}, id="a new carbon snapshot"),
+    ],
+)
+def test_answers_of_an_earlier_second_or_older_data_are_forgotten(change: dict[str, Any]) -> None:
+    # They can never be given again, and would keep old inventories and snapshots alive.
+    memory = Memory()
+    plain = nameless(read_replica_pod())
+    required = nameless(read_replica_pod(metadata__annotations={POLICY: "require"}))
+    answer(plain, memory)
+    answer(required, memory)
+    assert len(memory.recall) == 2
+
+    answer(plain, memory, **change)
+
+    assert len(memory.recall) == 1
